@@ -1,0 +1,3 @@
+pub mod accounts;
+pub mod authorize;
+pub mod system;

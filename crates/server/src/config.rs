@@ -1,0 +1,185 @@
+//! `mh serve` settings. Each one comes from, in order of precedence: a command-line flag, its
+//! `MH_*` environment variable, the TOML file given with `--config`, the built-in default.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use mh_api::Rate;
+use serde::Deserialize;
+
+use crate::ServerError;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (coloured on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Every setting is optional here so that the layers can be merged; [`ServeOptions::resolve`]
+/// fills in the defaults.
+#[derive(Args, Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeOptions {
+    /// Address to listen on [default: 127.0.0.1:8080]; port 0 picks a free port.
+    #[arg(long, env = "MH_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Data directory, created on first start [default: ./mh-data].
+    #[arg(long, env = "MH_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// URL clients reach this server at, used in the URIs it hands out [default: http://LISTEN].
+    #[arg(long, env = "MH_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Log line format.
+    #[arg(long, env = "MH_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// The API scope `POST /authorize` grants [default: http://api.messagehandler.net/].
+    #[arg(long, env = "MH_SCOPE")]
+    pub scope: Option<String>,
+    /// Access-token lifetime in seconds [default: 3600].
+    #[arg(long, env = "MH_TOKEN_LIFETIME")]
+    pub token_lifetime: Option<u64>,
+    /// Refresh-token lifetime in seconds [default: 7776000, 90 days].
+    #[arg(long, env = "MH_REFRESH_TOKEN_LIFETIME")]
+    pub refresh_token_lifetime: Option<u64>,
+    /// Largest request body, in bytes, on routes without their own limit [default: 65536].
+    #[arg(long, env = "MH_BODY_LIMIT")]
+    pub body_limit: Option<usize>,
+    /// Seconds a request may take before it is answered with 503 [default: 30].
+    #[arg(long, env = "MH_REQUEST_TIMEOUT")]
+    pub request_timeout: Option<u64>,
+    /// Token requests per second allowed from one client address [default: 100].
+    #[arg(long, env = "MH_AUTHORIZE_RATE")]
+    pub authorize_rate: Option<NonZeroU32>,
+    /// Burst of token requests allowed from one client address [default: 200].
+    #[arg(long, env = "MH_AUTHORIZE_BURST")]
+    pub authorize_burst: Option<NonZeroU32>,
+    /// Token requests per second allowed for one client id [default: 10].
+    #[arg(long, env = "MH_CLIENT_AUTHORIZE_RATE")]
+    pub client_authorize_rate: Option<NonZeroU32>,
+    /// Burst of token requests allowed for one client id [default: 20].
+    #[arg(long, env = "MH_CLIENT_AUTHORIZE_BURST")]
+    pub client_authorize_burst: Option<NonZeroU32>,
+}
+
+/// Settings with every default applied.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub public_url: Option<String>,
+    pub log_format: LogFormat,
+    pub scope: String,
+    pub token_lifetime: Duration,
+    pub refresh_token_lifetime: Duration,
+    pub body_limit: usize,
+    pub request_timeout: Duration,
+    pub authorize_per_ip: Rate,
+    pub authorize_per_client: Rate,
+}
+
+pub const DEFAULT_SCOPE: &str = "http://api.messagehandler.net/";
+pub const DEFAULT_DATA_DIR: &str = "./mh-data";
+
+fn rate(value: Option<NonZeroU32>, default: u32) -> NonZeroU32 {
+    value.unwrap_or_else(|| NonZeroU32::new(default).unwrap_or(NonZeroU32::MIN))
+}
+
+impl ServeOptions {
+    /// Reads a TOML file whose keys are the flag names with `_` for `-` (e.g. `data_dir`).
+    pub fn from_file(path: &Path) -> Result<Self, ServerError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ServerError::ConfigRead {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ServerError::ConfigInvalid {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Takes every setting of `self` that is set, and the rest from `lower`.
+    pub fn or(self, lower: ServeOptions) -> ServeOptions {
+        ServeOptions {
+            listen: self.listen.or(lower.listen),
+            data_dir: self.data_dir.or(lower.data_dir),
+            public_url: self.public_url.or(lower.public_url),
+            log_format: self.log_format.or(lower.log_format),
+            scope: self.scope.or(lower.scope),
+            token_lifetime: self.token_lifetime.or(lower.token_lifetime),
+            refresh_token_lifetime: self.refresh_token_lifetime.or(lower.refresh_token_lifetime),
+            body_limit: self.body_limit.or(lower.body_limit),
+            request_timeout: self.request_timeout.or(lower.request_timeout),
+            authorize_rate: self.authorize_rate.or(lower.authorize_rate),
+            authorize_burst: self.authorize_burst.or(lower.authorize_burst),
+            client_authorize_rate: self.client_authorize_rate.or(lower.client_authorize_rate),
+            client_authorize_burst: self.client_authorize_burst.or(lower.client_authorize_burst),
+        }
+    }
+
+    pub fn resolve(self) -> Result<ServeConfig, ServerError> {
+        let token_lifetime = self.token_lifetime.unwrap_or(3600);
+        if token_lifetime == 0 {
+            return Err(ServerError::Setting(
+                "token_lifetime must be at least 1 second".into(),
+            ));
+        }
+        Ok(ServeConfig {
+            listen: self
+                .listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            data_dir: self
+                .data_dir
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            public_url: self.public_url.map(|u| u.trim_end_matches('/').to_string()),
+            log_format: self.log_format.unwrap_or_default(),
+            scope: self.scope.unwrap_or_else(|| DEFAULT_SCOPE.to_string()),
+            token_lifetime: Duration::from_secs(token_lifetime),
+            refresh_token_lifetime: Duration::from_secs(
+                self.refresh_token_lifetime.unwrap_or(90 * 24 * 3600),
+            ),
+            body_limit: self.body_limit.unwrap_or(64 * 1024),
+            request_timeout: Duration::from_secs(self.request_timeout.unwrap_or(30).max(1)),
+            authorize_per_ip: Rate {
+                per_second: rate(self.authorize_rate, 100),
+                burst: rate(self.authorize_burst, 200),
+            },
+            authorize_per_client: Rate {
+                per_second: rate(self.client_authorize_rate, 10),
+                burst: rate(self.client_authorize_burst, 20),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_and_defaults_fill_the_rest() {
+        let file: ServeOptions =
+            toml::from_str("listen = \"127.0.0.1:9000\"\ntoken_lifetime = 60\n").unwrap();
+        let flags = ServeOptions {
+            token_lifetime: Some(5),
+            ..ServeOptions::default()
+        };
+        let config = flags.or(file).resolve().unwrap();
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.token_lifetime, Duration::from_secs(5));
+        assert_eq!(config.scope, DEFAULT_SCOPE);
+        assert_eq!(config.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+    }
+
+    #[test]
+    fn unknown_file_keys_are_rejected() {
+        let error = toml::from_str::<ServeOptions>("lisen = \"x\"").unwrap_err();
+        assert!(error.to_string().contains("unknown field"), "{error}");
+    }
+}

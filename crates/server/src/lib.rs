@@ -1,0 +1,153 @@
+//! One MessageHandler node: everything `mh serve` does between reading its settings and exiting.
+
+mod config;
+mod upkeep;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusBuilder;
+use mh_api::{ApiConfig, AppState, AuthorizeLimiter};
+use mh_auth::{KeyRing, RevocationList, TokenService};
+use mh_store::{AccountStore, MetadataStore, SqliteStore};
+use thiserror::Error;
+use tokio::net::TcpListener;
+
+pub use config::{LogFormat, ServeConfig, ServeOptions, DEFAULT_DATA_DIR, DEFAULT_SCOPE};
+
+#[derive(Debug, Error)]
+pub enum ServerError {
+    #[error("cannot read the configuration file {path}: {source}")]
+    ConfigRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the configuration file {path} is invalid: {reason}")]
+    ConfigInvalid { path: PathBuf, reason: String },
+    #[error("invalid setting: {0}")]
+    Setting(String),
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] mh_store::StoreError),
+    #[error(transparent)]
+    Keys(#[from] mh_auth::KeyError),
+    #[error("server failure: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Creates the data directory (owner-only: it holds keys and credentials) when it is missing.
+pub fn prepare_data_dir(path: &std::path::Path) -> Result<(), ServerError> {
+    let error = |source| ServerError::DataDir {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(path).map_err(error)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let metadata = std::fs::metadata(path).map_err(error)?;
+        if metadata.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+                .map_err(error)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs the node until `shutdown` completes, then lets in-flight requests finish and closes the
+/// stores.
+pub async fn serve(
+    config: ServeConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    prepare_data_dir(&config.data_dir)?;
+    let store = Arc::new(SqliteStore::open(&config.data_dir).await?);
+    let keys = KeyRing::load_or_create(&config.data_dir)?;
+    let revocations = Arc::new(RevocationList::default());
+    revocations.replace(store.revoked_clients().await?);
+
+    let listener =
+        TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServerError::Listen {
+                address: config.listen,
+                source,
+            })?;
+    let address = listener.local_addr()?;
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{address}"));
+
+    let tokens = Arc::new(TokenService::new(
+        keys,
+        revocations,
+        public_url.clone(),
+        config.scope.clone(),
+    ));
+    let limiter = Arc::new(AuthorizeLimiter::new(
+        config.authorize_per_ip,
+        config.authorize_per_client,
+    ));
+    let metrics = install_metrics_recorder();
+    let state = AppState {
+        store: store.clone(),
+        tokens: tokens.clone(),
+        config: Arc::new(ApiConfig {
+            scope: config.scope.clone(),
+            access_token_lifetime: config.token_lifetime,
+            refresh_token_lifetime: config.refresh_token_lifetime,
+            body_limit: config.body_limit,
+            request_timeout: config.request_timeout,
+        }),
+        limiter: limiter.clone(),
+        metrics,
+    };
+
+    let upkeep = tokio::spawn(upkeep::run(
+        store.clone(),
+        tokens,
+        limiter,
+        config.data_dir.clone(),
+    ));
+    tracing::info!(
+        %address,
+        url = %public_url,
+        data_dir = %config.data_dir.display(),
+        "listening"
+    );
+    let app = mh_api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    upkeep.abort();
+    store.close().await;
+    tracing::info!("stopped");
+    served.map_err(ServerError::Io)
+}
+
+/// The process-wide Prometheus recorder. Installing twice (several servers in one test process)
+/// keeps the first recorder and serves an empty text from the others.
+fn install_metrics_recorder() -> mh_api::MetricsRenderer {
+    match PrometheusBuilder::new().install_recorder() {
+        Ok(handle) => Arc::new(move || handle.render()),
+        Err(error) => {
+            tracing::warn!(%error, "metrics recorder already installed; /metrics of this server is empty");
+            Arc::new(String::new)
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! Embedded implementation on SQLite.
+//!
+//! sqlx rather than rusqlite: its pool is async (no blocking of the tokio workers), its embedded
+//! migrations are applied at start, and the PostgreSQL implementation will use the same crate,
+//! so both stores share one style of query code and one error type.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{
+    Account, AccountKind, AccountStore, Client, Environment, EnvironmentStore, MetadataStore,
+    RefreshToken, Result, StoreError, TokenStore, DEFAULT_ENVIRONMENT,
+};
+
+/// File name of the database inside the data directory.
+pub const DATABASE_FILE: &str = "metadata.db";
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating when missing) the store in `data_dir`, applies migrations and makes sure the
+    /// default environment exists. Safe to call from several processes at once: the CLI's admin
+    /// commands open the same file while `mh serve` runs.
+    pub async fn open(data_dir: &Path) -> Result<Self> {
+        let path = data_dir.join(DATABASE_FILE);
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(|source| StoreError::Open {
+                path: path.display().to_string(),
+                source,
+            })?
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // In WAL mode NORMAL survives a crash or kill of the process (commits are in the log
+            // before they are acknowledged); only an OS crash or power cut can lose the last
+            // commits. FULL would fsync every commit and cap the token endpoint, which stores a
+            // refresh token per issued token, at the disk's sync rate.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            // Another process (the admin CLI) may hold the write lock for a moment.
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open {
+                path: path.display().to_string(),
+                source,
+            })?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        let store = SqliteStore { pool };
+        store.ensure_environment(DEFAULT_ENVIRONMENT).await?;
+        Ok(store)
+    }
+}
+
+fn timestamp(seconds: i64) -> Result<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp(seconds)
+        .map_err(|e| StoreError::Corrupt(format!("timestamp {seconds}: {e}")))
+}
+
+fn uuid_column(row: &sqlx::sqlite::SqliteRow, column: &str) -> Result<Uuid> {
+    let text: String = row.try_get(column)?;
+    Uuid::parse_str(&text).map_err(|e| StoreError::Corrupt(format!("{column} {text:?}: {e}")))
+}
+
+fn optional_timestamp(
+    row: &sqlx::sqlite::SqliteRow,
+    column: &str,
+) -> Result<Option<OffsetDateTime>> {
+    let value: Option<i64> = row.try_get(column)?;
+    value.map(timestamp).transpose()
+}
+
+fn account_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Account> {
+    let kind: String = row.try_get("kind")?;
+    Ok(Account {
+        id: uuid_column(row, "id")?,
+        name: row.try_get("name")?,
+        kind: AccountKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("account kind {kind:?}")))?,
+        reviewer: row.try_get("reviewer")?,
+        created_at: timestamp(row.try_get("created_at")?)?,
+    })
+}
+
+fn client_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Client> {
+    Ok(Client {
+        client_id: uuid_column(row, "client_id")?,
+        account_id: uuid_column(row, "account_id")?,
+        secret_hash: row.try_get("secret_hash")?,
+        created_at: timestamp(row.try_get("created_at")?)?,
+        revoked_at: optional_timestamp(row, "revoked_at")?,
+    })
+}
+
+fn refresh_token_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<RefreshToken> {
+    Ok(RefreshToken {
+        token_hash: row.try_get("token_hash")?,
+        client_id: uuid_column(row, "client_id")?,
+        account_id: uuid_column(row, "account_id")?,
+        created_at: timestamp(row.try_get("created_at")?)?,
+        expires_at: timestamp(row.try_get("expires_at")?)?,
+        revoked_at: optional_timestamp(row, "revoked_at")?,
+    })
+}
+
+fn environment_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Environment> {
+    Ok(Environment {
+        id: uuid_column(row, "id")?,
+        name: row.try_get("name")?,
+    })
+}
+
+/// Turns a unique-constraint violation into a [`StoreError::Conflict`] with the given text.
+fn conflict_on_unique(error: sqlx::Error, message: impl FnOnce() -> String) -> StoreError {
+    match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(message()),
+        _ => StoreError::Database(error),
+    }
+}
+
+async fn insert_client<'e, E>(executor: E, client: &Client) -> Result<()>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    sqlx::query(
+        "INSERT INTO clients (client_id, account_id, secret_hash, created_at, revoked_at)
+         VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(client.client_id.to_string())
+    .bind(client.account_id.to_string())
+    .bind(&client.secret_hash)
+    .bind(client.created_at.unix_timestamp())
+    .bind(client.revoked_at.map(OffsetDateTime::unix_timestamp))
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+async fn insert_refresh_token<'e, E>(executor: E, token: &RefreshToken) -> Result<()>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, client_id, account_id, created_at, expires_at, revoked_at)
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&token.token_hash)
+    .bind(token.client_id.to_string())
+    .bind(token.account_id.to_string())
+    .bind(token.created_at.unix_timestamp())
+    .bind(token.expires_at.unix_timestamp())
+    .bind(token.revoked_at.map(OffsetDateTime::unix_timestamp))
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl AccountStore for SqliteStore {
+    async fn create_account(&self, account: &Account, first_client: &Client) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO accounts (id, name, kind, reviewer, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(account.id.to_string())
+        .bind(&account.name)
+        .bind(account.kind.as_str())
+        .bind(account.reviewer)
+        .bind(account.created_at.unix_timestamp())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            conflict_on_unique(e, || {
+                format!("an account named {:?} already exists", account.name)
+            })
+        })?;
+        insert_client(&mut *tx, first_client).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn account(&self, id: Uuid) -> Result<Option<Account>> {
+        sqlx::query("SELECT * FROM accounts WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(account_from_row)
+            .transpose()
+    }
+
+    async fn account_by_name(&self, name: &str) -> Result<Option<Account>> {
+        sqlx::query("SELECT * FROM accounts WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(account_from_row)
+            .transpose()
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<Account>> {
+        sqlx::query("SELECT * FROM accounts ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(account_from_row)
+            .collect()
+    }
+
+    async fn create_client(&self, client: &Client) -> Result<()> {
+        insert_client(&self.pool, client).await
+    }
+
+    async fn client(&self, client_id: Uuid) -> Result<Option<Client>> {
+        sqlx::query("SELECT * FROM clients WHERE client_id = ?")
+            .bind(client_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(client_from_row)
+            .transpose()
+    }
+
+    async fn revoke_client(&self, client_id: Uuid, at: OffsetDateTime) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE clients SET revoked_at = COALESCE(revoked_at, ?) WHERE client_id = ?",
+        )
+        .bind(at.unix_timestamp())
+        .bind(client_id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::NotFound("client"));
+        }
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE client_id = ?",
+        )
+        .bind(at.unix_timestamp())
+        .bind(client_id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn revoked_clients(&self) -> Result<Vec<Uuid>> {
+        sqlx::query("SELECT client_id FROM clients WHERE revoked_at IS NOT NULL")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| uuid_column(row, "client_id"))
+            .collect()
+    }
+}
+
+#[async_trait]
+impl TokenStore for SqliteStore {
+    async fn insert_refresh_token(&self, token: &RefreshToken) -> Result<()> {
+        insert_refresh_token(&self.pool, token).await
+    }
+
+    async fn refresh_token(&self, token_hash: &[u8]) -> Result<Option<RefreshToken>> {
+        sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = ?")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(refresh_token_from_row)
+            .transpose()
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &[u8],
+        replacement: &RefreshToken,
+        at: OffsetDateTime,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let revoked = sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",
+        )
+        .bind(at.unix_timestamp())
+        .bind(old_hash)
+        .execute(&mut *tx)
+        .await?;
+        if revoked.rows_affected() == 0 {
+            return Ok(false);
+        }
+        insert_refresh_token(&mut *tx, replacement).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl EnvironmentStore for SqliteStore {
+    async fn ensure_environment(&self, name: &str) -> Result<Environment> {
+        sqlx::query("INSERT INTO environments (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING")
+            .bind(Uuid::new_v4().to_string())
+            .bind(name)
+            .bind(OffsetDateTime::now_utc().unix_timestamp())
+            .execute(&self.pool)
+            .await?;
+        let row = sqlx::query("SELECT * FROM environments WHERE name = ?")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?;
+        environment_from_row(&row)
+    }
+
+    async fn list_environments(&self) -> Result<Vec<Environment>> {
+        sqlx::query("SELECT * FROM environments ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(environment_from_row)
+            .collect()
+    }
+
+    async fn environment(&self, id: Uuid) -> Result<Option<Environment>> {
+        sqlx::query("SELECT * FROM environments WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(environment_from_row)
+            .transpose()
+    }
+}
+
+#[async_trait]
+impl MetadataStore for SqliteStore {
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
