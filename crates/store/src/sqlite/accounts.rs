@@ -1,86 +1,15 @@
-//! Embedded implementation on SQLite.
-//!
-//! sqlx rather than rusqlite: its pool is async (no blocking of the tokio workers), its embedded
-//! migrations are applied at start, and the PostgreSQL implementation will use the same crate,
-//! so both stores share one style of query code and one error type.
-
-use std::path::Path;
-use std::str::FromStr;
-use std::time::Duration;
+//! Accounts, clients, refresh tokens and environments on SQLite.
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::{conflict_on_unique, optional_timestamp, timestamp, uuid_column, SqliteStore};
 use crate::{
-    Account, AccountKind, AccountStore, Client, Environment, EnvironmentStore, MetadataStore,
-    RefreshToken, Result, StoreError, TokenStore, DEFAULT_ENVIRONMENT,
+    Account, AccountKind, AccountStore, Client, Environment, EnvironmentStore, RefreshToken,
+    Result, StoreError, TokenStore,
 };
-
-/// File name of the database inside the data directory.
-pub const DATABASE_FILE: &str = "metadata.db";
-
-#[derive(Clone)]
-pub struct SqliteStore {
-    pool: SqlitePool,
-}
-
-impl SqliteStore {
-    /// Opens (creating when missing) the store in `data_dir`, applies migrations and makes sure the
-    /// default environment exists. Safe to call from several processes at once: the CLI's admin
-    /// commands open the same file while `mh serve` runs.
-    pub async fn open(data_dir: &Path) -> Result<Self> {
-        let path = data_dir.join(DATABASE_FILE);
-        let options = SqliteConnectOptions::from_str("sqlite://")
-            .map_err(|source| StoreError::Open {
-                path: path.display().to_string(),
-                source,
-            })?
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // In WAL mode NORMAL survives a crash or kill of the process (commits are in the log
-            // before they are acknowledged); only an OS crash or power cut can lose the last
-            // commits. FULL would fsync every commit and cap the token endpoint, which stores a
-            // refresh token per issued token, at the disk's sync rate.
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            // Another process (the admin CLI) may hold the write lock for a moment.
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await
-            .map_err(|source| StoreError::Open {
-                path: path.display().to_string(),
-                source,
-            })?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        let store = SqliteStore { pool };
-        store.ensure_environment(DEFAULT_ENVIRONMENT).await?;
-        Ok(store)
-    }
-}
-
-fn timestamp(seconds: i64) -> Result<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp(seconds)
-        .map_err(|e| StoreError::Corrupt(format!("timestamp {seconds}: {e}")))
-}
-
-fn uuid_column(row: &sqlx::sqlite::SqliteRow, column: &str) -> Result<Uuid> {
-    let text: String = row.try_get(column)?;
-    Uuid::parse_str(&text).map_err(|e| StoreError::Corrupt(format!("{column} {text:?}: {e}")))
-}
-
-fn optional_timestamp(
-    row: &sqlx::sqlite::SqliteRow,
-    column: &str,
-) -> Result<Option<OffsetDateTime>> {
-    let value: Option<i64> = row.try_get(column)?;
-    value.map(timestamp).transpose()
-}
 
 fn account_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Account> {
     let kind: String = row.try_get("kind")?;
@@ -120,14 +49,6 @@ fn environment_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Environment> {
         id: uuid_column(row, "id")?,
         name: row.try_get("name")?,
     })
-}
-
-/// Turns a unique-constraint violation into a [`StoreError::Conflict`] with the given text.
-fn conflict_on_unique(error: sqlx::Error, message: impl FnOnce() -> String) -> StoreError {
-    match &error {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(message()),
-        _ => StoreError::Database(error),
-    }
 }
 
 async fn insert_client<'e, E>(executor: E, client: &Client) -> Result<()>
@@ -342,9 +263,3 @@ impl EnvironmentStore for SqliteStore {
     }
 }
 
-#[async_trait]
-impl MetadataStore for SqliteStore {
-    async fn close(&self) {
-        self.pool.close().await;
-    }
-}
