@@ -49,6 +49,9 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
 }
 
+/// Token issuer when no public URL is configured.
+const DEFAULT_ISSUER: &str = "messagehandler";
+
 /// Creates the data directory (owner-only: it holds keys and credentials) when it is missing.
 pub fn prepare_data_dir(path: &std::path::Path) -> Result<(), ServerError> {
     let error = |source| ServerError::DataDir {
@@ -93,10 +96,16 @@ pub async fn serve(
         .clone()
         .unwrap_or_else(|| format!("http://{address}"));
 
+    // The issuer must not change when only the listening port does (tests and `--listen :0`),
+    // or every outstanding token would die on restart.
+    let issuer = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| DEFAULT_ISSUER.to_string());
     let tokens = Arc::new(TokenService::new(
         keys,
         revocations,
-        public_url.clone(),
+        issuer,
         config.scope.clone(),
     ));
     let limiter = Arc::new(AuthorizeLimiter::new(

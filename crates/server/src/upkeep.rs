@@ -40,7 +40,7 @@ pub async fn run(
                 Err(error) => tracing::warn!(%error, "cannot reload signing keys"),
             }
         }
-        if rounds % 60 == 0 {
+        if rounds.is_multiple_of(60) {
             limiter.forget_idle();
         }
     }

@@ -42,12 +42,27 @@ impl Server {
     pub fn start(extra_args: &[&str]) -> Server {
         let dir = Arc::new(tempfile::tempdir().expect("temporary directory"));
         let data_dir = dir.path().join("data");
-        Self::spawn(data_dir, extra_args.iter().map(|s| s.to_string()).collect(), Some(dir))
+        Self::spawn(
+            data_dir,
+            extra_args.iter().map(|s| s.to_string()).collect(),
+            Some(dir),
+        )
     }
 
-    fn spawn(data_dir: PathBuf, extra_args: Vec<String>, dir: Option<Arc<tempfile::TempDir>>) -> Server {
+    fn spawn(
+        data_dir: PathBuf,
+        extra_args: Vec<String>,
+        dir: Option<Arc<tempfile::TempDir>>,
+    ) -> Server {
         let mut child = mh()
-            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--data-dir"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+                "--data-dir",
+            ])
             .arg(&data_dir)
             .args(&extra_args)
             .env_remove("RUST_LOG")
@@ -63,7 +78,8 @@ impl Server {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Ok(event) = serde_json::from_str::<Value>(&line) {
                     if event["message"] == "listening" {
-                        let _ = address_tx.send(event["address"].as_str().unwrap_or_default().to_string());
+                        let _ = address_tx
+                            .send(event["address"].as_str().unwrap_or_default().to_string());
                     }
                 }
                 lines.lock().unwrap().push(line);
@@ -73,7 +89,10 @@ impl Server {
             Ok(address) => address,
             Err(_) => {
                 let _ = child.kill();
-                panic!("mh serve did not start; its log:\n{}", log.lock().unwrap().join("\n"));
+                panic!(
+                    "mh serve did not start; its log:\n{}",
+                    log.lock().unwrap().join("\n")
+                );
             }
         };
         Server {

@@ -262,4 +262,3 @@ impl EnvironmentStore for SqliteStore {
             .transpose()
     }
 }
-

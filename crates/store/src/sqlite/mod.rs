@@ -82,7 +82,10 @@ pub(crate) fn optional_timestamp(
 }
 
 /// Turns a unique-constraint violation into a [`StoreError::Conflict`] with the given text.
-pub(crate) fn conflict_on_unique(error: sqlx::Error, message: impl FnOnce() -> String) -> StoreError {
+pub(crate) fn conflict_on_unique(
+    error: sqlx::Error,
+    message: impl FnOnce() -> String,
+) -> StoreError {
     match &error {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(message()),
         _ => StoreError::Database(error),
