@@ -349,6 +349,14 @@ async fn revoked_clients_lose_tokens_and_refreshes() {
     let out = server.admin(&["client", "revoke", &acme.client_id]);
     assert_eq!(out["revoked"], acme.client_id.as_str());
 
+    // The running server learns about a revocation made by another process within its reload
+    // interval (one second).
+    let refused = eventually(Duration::from_secs(5), || async {
+        let (status, body, _) = server.authorize_json(client_credentials(&acme)).await;
+        status == 401 && body["error"] == "invalid_client"
+    })
+    .await;
+    assert!(refused, "the revoked client still obtains tokens");
     let (status, body, _) = server.authorize_json(client_credentials(&acme)).await;
     assert_error(status, &body, 401, "invalid_client", "revoked");
     let mut refresh = client_credentials(&acme);
@@ -357,7 +365,6 @@ async fn revoked_clients_lose_tokens_and_refreshes() {
     let (status, _, _) = server.authorize_json(refresh).await;
     assert_eq!(status, 401);
 
-    // The running server learns about the revocation made by the CLI within its reload interval.
     let revoked = eventually(Duration::from_secs(5), || async {
         let (status, body) = server.get("/accounts/me", &value).await;
         status == 401

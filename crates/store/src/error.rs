@@ -20,6 +20,11 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("metadata store failure: {0}")]
     Database(#[from] sqlx::Error),
+    /// A write queued for group commit failed; the text is the underlying failure.
+    #[error("metadata write failed: {0}")]
+    Write(String),
+    #[error("the metadata store is closed")]
+    Closed,
     /// A stored value could not be decoded; the store is corrupt or written by a newer version.
     #[error("corrupt metadata record: {0}")]
     Corrupt(String),

@@ -88,6 +88,35 @@ where
     Ok(())
 }
 
+impl SqliteStore {
+    fn cached_client(&self, client_id: &Uuid) -> Option<Client> {
+        // A poisoned lock only means another request panicked mid-update; the map is still sound.
+        let cache = self
+            .clients
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        cache.get(client_id).cloned()
+    }
+
+    fn update_cache(&self, change: impl FnOnce(&mut std::collections::HashMap<Uuid, Client>)) {
+        let mut cache = self
+            .clients
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        change(&mut cache);
+    }
+
+    fn mark_revoked(&self, client_ids: &[Uuid], at: OffsetDateTime) {
+        self.update_cache(|cache| {
+            for id in client_ids {
+                if let Some(client) = cache.get_mut(id) {
+                    client.revoked_at.get_or_insert(at);
+                }
+            }
+        });
+    }
+}
+
 #[async_trait]
 impl AccountStore for SqliteStore {
     async fn create_account(&self, account: &Account, first_client: &Client) -> Result<()> {
@@ -146,13 +175,22 @@ impl AccountStore for SqliteStore {
     }
 
     async fn client(&self, client_id: Uuid) -> Result<Option<Client>> {
-        sqlx::query("SELECT * FROM clients WHERE client_id = ?")
+        if let Some(client) = self.cached_client(&client_id) {
+            return Ok(Some(client));
+        }
+        let client = sqlx::query("SELECT * FROM clients WHERE client_id = ?")
             .bind(client_id.to_string())
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
             .map(client_from_row)
-            .transpose()
+            .transpose()?;
+        if let Some(client) = &client {
+            self.update_cache(|cache| {
+                cache.insert(client.client_id, client.clone());
+            });
+        }
+        Ok(client)
     }
 
     async fn revoke_client(&self, client_id: Uuid, at: OffsetDateTime) -> Result<()> {
@@ -175,23 +213,27 @@ impl AccountStore for SqliteStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.mark_revoked(&[client_id], at);
         Ok(())
     }
 
     async fn revoked_clients(&self) -> Result<Vec<Uuid>> {
-        sqlx::query("SELECT client_id FROM clients WHERE revoked_at IS NOT NULL")
+        let revoked = sqlx::query("SELECT client_id FROM clients WHERE revoked_at IS NOT NULL")
             .fetch_all(&self.pool)
             .await?
             .iter()
             .map(|row| uuid_column(row, "client_id"))
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        // Revocations made by another process (the admin CLI) reach the cache here.
+        self.mark_revoked(&revoked, OffsetDateTime::now_utc());
+        Ok(revoked)
     }
 }
 
 #[async_trait]
 impl TokenStore for SqliteStore {
     async fn insert_refresh_token(&self, token: &RefreshToken) -> Result<()> {
-        insert_refresh_token(&self.pool, token).await
+        self.refresh_tokens.insert(token.clone()).await
     }
 
     async fn refresh_token(&self, token_hash: &[u8]) -> Result<Option<RefreshToken>> {

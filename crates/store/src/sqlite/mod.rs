@@ -4,8 +4,10 @@
 //! migrations are applied at start, and the PostgreSQL implementation will use the same crate,
 //! so both stores share one style of query code and one error type.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,9 +16,10 @@ use sqlx::{Row, SqlitePool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{EnvironmentStore, MetadataStore, Result, StoreError, DEFAULT_ENVIRONMENT};
+use crate::{Client, EnvironmentStore, MetadataStore, Result, StoreError, DEFAULT_ENVIRONMENT};
 
 mod accounts;
+mod refresh_writer;
 
 /// File name of the database inside the data directory.
 pub const DATABASE_FILE: &str = "metadata.db";
@@ -24,6 +27,11 @@ pub const DATABASE_FILE: &str = "metadata.db";
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Clients by id. Credentials never change and revocations reach it through
+    /// `revoked_clients()`, which the server polls every second, so the token endpoint does not
+    /// query the database for every request.
+    clients: Arc<RwLock<HashMap<Uuid, Client>>>,
+    refresh_tokens: refresh_writer::RefreshWriter,
 }
 
 impl SqliteStore {
@@ -57,7 +65,11 @@ impl SqliteStore {
                 source,
             })?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        let store = SqliteStore { pool };
+        let store = SqliteStore {
+            refresh_tokens: refresh_writer::RefreshWriter::start(pool.clone()),
+            pool,
+            clients: Arc::default(),
+        };
         store.ensure_environment(DEFAULT_ENVIRONMENT).await?;
         Ok(store)
     }
