@@ -133,4 +133,63 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<mh_package::PackageError> for ApiError {
+    fn from(error: mh_package::PackageError) -> Self {
+        use mh_package::PackageError;
+        let message = error.to_string();
+        match error {
+            PackageError::InvalidVersion { .. } => {
+                ApiError::bad_request("invalid_version", message)
+            }
+            PackageError::NotAZip(_)
+            | PackageError::UnsafeEntry { .. }
+            | PackageError::TooManyEntries { .. }
+            | PackageError::TooLarge { .. } => ApiError::bad_request("invalid_package", message),
+            PackageError::MissingManifest | PackageError::InvalidManifest(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_manifest",
+                message,
+            ),
+            PackageError::MissingComponent { .. } | PackageError::InvalidComponent { .. } => {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_component",
+                    message,
+                )
+            }
+            // Reading local files is what the CLI does; on the server it is a bug.
+            PackageError::Io { .. } | PackageError::Engine(_) => ApiError::internal(message),
+        }
+    }
+}
+
+impl From<mh_blobs::BlobError> for ApiError {
+    fn from(error: mh_blobs::BlobError) -> Self {
+        ApiError::internal(error.to_string())
+    }
+}
+
+impl From<mh_gateway::GatewayError> for ApiError {
+    fn from(error: mh_gateway::GatewayError) -> Self {
+        use mh_gateway::ErrorKind;
+        let status = match error.kind {
+            ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let mut mapped = ApiError::new(status, error.code, error.message);
+        if let ErrorKind::TooManyRequests { retry_after } = error.kind {
+            mapped = mapped.with_header(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after.as_secs()),
+            );
+        }
+        mapped
+    }
+}
+
 pub type ApiResult<T> = Result<T, ApiError>;

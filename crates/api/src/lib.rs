@@ -31,6 +31,39 @@ pub use state::{ApiConfig, AppState, MetricsRenderer};
         routes::system::health,
         routes::system::metrics,
         routes::system::openapi,
+        routes::environments::list,
+        routes::environments::show,
+        routes::environments::create,
+        routes::channels::create,
+        routes::channels::list,
+        routes::channels::show,
+        routes::channels::tail,
+        routes::endpoints::assign,
+        routes::endpoints::quick,
+        routes::endpoints::list,
+        routes::endpoints::show,
+        routes::endpoints::rotate,
+        routes::endpoints::delete,
+        routes::devices::register,
+        routes::devices::list,
+        routes::devices::delete,
+        routes::devices::disable,
+        routes::devices::enable,
+        routes::messages::send,
+        routes::messages::receive,
+        routes::messages::complete,
+        routes::messages::abandon,
+        routes::messages::dead_letters,
+        routes::messages::direct,
+        routes::handlers::create_definition,
+        routes::handlers::list_definitions,
+        routes::handlers::show_definition,
+        routes::handlers::show_version,
+        routes::handlers::upload_package,
+        routes::handlers::download_package,
+        routes::handlers::activate,
+        routes::handlers::pending_reviews,
+        routes::handlers::review,
     ),
     modifiers(&BearerScheme),
 )]
@@ -65,6 +98,8 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(routes::system::health))
         .route("/metrics", get(routes::system::metrics))
         .route("/openapi.json", get(routes::system::openapi))
+        .merge(routes::handlers::routes(state.config.upload_limit))
+        .merge(routes::gateway::routes(&state))
         .fallback(middleware::unknown_route)
         .method_not_allowed_fallback(middleware::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.body_limit))
@@ -72,6 +107,7 @@ pub fn router(state: AppState) -> Router {
             timeout,
             middleware::time_limit,
         ))
+        .merge(routes::gateway::long_poll_routes(&state))
         .layer(axum::middleware::from_fn(middleware::record_metrics))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
         .with_state(state)

@@ -16,6 +16,12 @@ pub struct ApiConfig {
     /// Upper bound of a request body on routes without a larger limit of their own.
     pub body_limit: usize,
     pub request_timeout: Duration,
+    /// Largest package upload, in bytes (the upload route's own body limit).
+    pub upload_limit: usize,
+    /// What an uploaded package may unpack to.
+    pub package_limits: mh_package::Limits,
+    /// `--review auto`: uploads are accepted at once, for single-operator installations.
+    pub auto_review: bool,
 }
 
 /// Renders the Prometheus exposition text; provided by the process that installed the recorder.
@@ -29,4 +35,10 @@ pub struct AppState {
     pub config: Arc<ApiConfig>,
     pub limiter: Arc<AuthorizeLimiter>,
     pub metrics: MetricsRenderer,
+    /// Endpoint keys, device tokens, the credential cache and the message log.
+    pub gateway: Arc<mh_gateway::Gateway>,
+    /// Content-addressed storage of handler packages.
+    pub blobs: Arc<dyn mh_blobs::BlobStore>,
+    /// Compiles uploaded components and checks them against the handler world.
+    pub validator: Arc<mh_package::Validator>,
 }

@@ -1,6 +1,9 @@
 //! `mh`: one binary for running MessageHandler and for administering it.
 
 mod admin;
+mod client;
+mod gateway;
+mod handlers;
 mod logging;
 
 use std::io::IsTerminal;
@@ -27,6 +30,26 @@ enum Command {
     Serve(ServeCommand),
     /// Administer the installation directly on its data directory (works while `mh serve` runs).
     Admin(admin::AdminCommand),
+    /// Send a message into an endpoint's channels (or, with --to-device, into its inbox).
+    Send(gateway::SendCommand),
+    /// Receive messages from an endpoint's inbox.
+    Receive(gateway::ReceiveCommand),
+    /// Devices behind endpoints.
+    #[command(subcommand)]
+    Device(gateway::DeviceCommand),
+    /// Follow the messages reaching a channel.
+    Tail(gateway::TailCommand),
+    /// Store the API URL and client credentials for the client commands (file mode 0600).
+    Login(client::LoginCommand),
+    /// Handler definitions: create, list, show, activate a version.
+    #[command(subcommand)]
+    Definitions(handlers::DefinitionsCommand),
+    /// Handler packages: upload a new version.
+    #[command(subcommand)]
+    Package(handlers::PackageCommand),
+    /// Review uploaded handler versions (reviewer accounts).
+    #[command(subcommand)]
+    Review(handlers::ReviewCommand),
 }
 
 #[derive(clap::Args)]
@@ -62,6 +85,14 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(command) => serve(command).await,
             Command::Admin(command) => admin::run(command).await,
+            Command::Send(command) => gateway::send(command).await,
+            Command::Receive(command) => gateway::receive(command).await,
+            Command::Device(command) => gateway::device(command).await,
+            Command::Tail(command) => gateway::tail(command).await,
+            Command::Login(command) => client::login(command).await,
+            Command::Definitions(command) => handlers::definitions(command).await,
+            Command::Package(command) => handlers::package(command).await,
+            Command::Review(command) => handlers::review(command).await,
         }
     });
     match outcome {

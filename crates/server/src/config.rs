@@ -22,6 +22,17 @@ pub enum LogFormat {
     Json,
 }
 
+/// Who decides on uploaded handler versions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReviewMode {
+    /// A reviewer account accepts or rejects each version.
+    #[default]
+    Manual,
+    /// Every valid upload is accepted at once (single-operator installations).
+    Auto,
+}
+
 /// Every setting is optional here so that the layers can be merged; [`ServeOptions::resolve`]
 /// fills in the defaults.
 #[derive(Args, Clone, Debug, Default, Deserialize)]
@@ -66,6 +77,41 @@ pub struct ServeOptions {
     /// Burst of token requests allowed for one client id [default: 20].
     #[arg(long, env = "MH_CLIENT_AUTHORIZE_BURST")]
     pub client_authorize_burst: Option<NonZeroU32>,
+    /// Most devices one endpoint may have [default: 10000].
+    #[arg(long, env = "MH_MAX_DEVICES_PER_ENDPOINT")]
+    pub max_devices_per_endpoint: Option<u32>,
+    /// Device-token lifetime in seconds [default: 2592000, 30 days].
+    #[arg(long, env = "MH_DEVICE_TOKEN_LIFETIME")]
+    pub device_token_lifetime: Option<u64>,
+    /// Seconds a received inbox message stays locked (invisible to others) [default: 30].
+    #[arg(long, env = "MH_LOCK_DURATION")]
+    pub lock_duration: Option<u64>,
+    /// Deliveries of an inbox message before it moves to the dead-letter inbox [default: 10].
+    #[arg(long, env = "MH_MAX_DELIVERIES")]
+    pub max_deliveries: Option<u32>,
+    /// Longest long poll (`wait`) in seconds on egress and channel tails [default: 60].
+    #[arg(long, env = "MH_MAX_WAIT")]
+    pub max_wait: Option<u64>,
+    /// Device registrations per second allowed from one client address; bursts of twice that
+    /// [default: 20].
+    #[arg(long, env = "MH_REGISTRATION_RATE")]
+    pub registration_rate: Option<NonZeroU32>,
+    /// Device registrations per second allowed on one endpoint; bursts of twice that
+    /// [default: 100].
+    #[arg(long, env = "MH_ENDPOINT_REGISTRATION_RATE")]
+    pub endpoint_registration_rate: Option<NonZeroU32>,
+    /// Largest handler package upload, in bytes [default: 33554432, 32 MiB].
+    #[arg(long, env = "MH_UPLOAD_LIMIT")]
+    pub upload_limit: Option<usize>,
+    /// Most zip entries a handler package may hold [default: 1000].
+    #[arg(long, env = "MH_PACKAGE_MAX_ENTRIES")]
+    pub package_max_entries: Option<usize>,
+    /// Most bytes a handler package may unpack to [default: 134217728, 128 MiB].
+    #[arg(long, env = "MH_PACKAGE_MAX_UNCOMPRESSED")]
+    pub package_max_uncompressed: Option<u64>,
+    /// Who accepts uploaded handler versions: a reviewer account, or the server on upload.
+    #[arg(long, env = "MH_REVIEW", value_enum)]
+    pub review: Option<ReviewMode>,
 }
 
 /// Settings with every default applied.
@@ -82,6 +128,16 @@ pub struct ServeConfig {
     pub request_timeout: Duration,
     pub authorize_per_ip: Rate,
     pub authorize_per_client: Rate,
+    pub max_devices_per_endpoint: u32,
+    pub device_token_lifetime: Duration,
+    pub lock_duration: Duration,
+    pub max_deliveries: u32,
+    pub max_wait: Duration,
+    pub registration_per_ip: Rate,
+    pub registration_per_endpoint: Rate,
+    pub upload_limit: usize,
+    pub package_limits: mh_package::Limits,
+    pub review: ReviewMode,
 }
 
 pub const DEFAULT_SCOPE: &str = "http://api.messagehandler.net/";
@@ -89,6 +145,14 @@ pub const DEFAULT_DATA_DIR: &str = "./mh-data";
 
 fn rate(value: Option<NonZeroU32>, default: u32) -> NonZeroU32 {
     value.unwrap_or_else(|| NonZeroU32::new(default).unwrap_or(NonZeroU32::MIN))
+}
+
+/// A rate whose burst is twice the sustained rate.
+fn doubled_burst(per_second: NonZeroU32) -> Rate {
+    Rate {
+        per_second,
+        burst: per_second.saturating_mul(NonZeroU32::MIN.saturating_add(1)),
+    }
 }
 
 impl ServeOptions {
@@ -120,6 +184,23 @@ impl ServeOptions {
             authorize_burst: self.authorize_burst.or(lower.authorize_burst),
             client_authorize_rate: self.client_authorize_rate.or(lower.client_authorize_rate),
             client_authorize_burst: self.client_authorize_burst.or(lower.client_authorize_burst),
+            max_devices_per_endpoint: self
+                .max_devices_per_endpoint
+                .or(lower.max_devices_per_endpoint),
+            device_token_lifetime: self.device_token_lifetime.or(lower.device_token_lifetime),
+            lock_duration: self.lock_duration.or(lower.lock_duration),
+            max_deliveries: self.max_deliveries.or(lower.max_deliveries),
+            max_wait: self.max_wait.or(lower.max_wait),
+            registration_rate: self.registration_rate.or(lower.registration_rate),
+            endpoint_registration_rate: self
+                .endpoint_registration_rate
+                .or(lower.endpoint_registration_rate),
+            upload_limit: self.upload_limit.or(lower.upload_limit),
+            package_max_entries: self.package_max_entries.or(lower.package_max_entries),
+            package_max_uncompressed: self
+                .package_max_uncompressed
+                .or(lower.package_max_uncompressed),
+            review: self.review.or(lower.review),
         }
     }
 
@@ -154,6 +235,21 @@ impl ServeOptions {
                 per_second: rate(self.client_authorize_rate, 10),
                 burst: rate(self.client_authorize_burst, 20),
             },
+            max_devices_per_endpoint: self.max_devices_per_endpoint.unwrap_or(10_000),
+            device_token_lifetime: Duration::from_secs(
+                self.device_token_lifetime.unwrap_or(30 * 24 * 3600).max(1),
+            ),
+            lock_duration: Duration::from_secs(self.lock_duration.unwrap_or(30).max(1)),
+            max_deliveries: self.max_deliveries.unwrap_or(10).max(1),
+            max_wait: Duration::from_secs(self.max_wait.unwrap_or(60)),
+            registration_per_ip: doubled_burst(rate(self.registration_rate, 20)),
+            registration_per_endpoint: doubled_burst(rate(self.endpoint_registration_rate, 100)),
+            upload_limit: self.upload_limit.unwrap_or(32 * 1024 * 1024),
+            package_limits: mh_package::Limits {
+                max_entries: self.package_max_entries.unwrap_or(1000),
+                max_uncompressed: self.package_max_uncompressed.unwrap_or(128 * 1024 * 1024),
+            },
+            review: self.review.unwrap_or_default(),
         })
     }
 }
@@ -175,6 +271,22 @@ mod tests {
         assert_eq!(config.token_lifetime, Duration::from_secs(5));
         assert_eq!(config.scope, DEFAULT_SCOPE);
         assert_eq!(config.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+    }
+
+    #[test]
+    fn package_settings_have_defaults_and_come_from_the_file() {
+        let defaults = ServeOptions::default().resolve().unwrap();
+        assert_eq!(defaults.upload_limit, 32 * 1024 * 1024);
+        assert_eq!(defaults.package_limits.max_entries, 1000);
+        assert_eq!(defaults.review, ReviewMode::Manual);
+        let file: ServeOptions = toml::from_str(
+            "review = \"auto\"\nupload_limit = 1024\npackage_max_uncompressed = 10\n",
+        )
+        .unwrap();
+        let config = file.resolve().unwrap();
+        assert_eq!(config.review, ReviewMode::Auto);
+        assert_eq!(config.upload_limit, 1024);
+        assert_eq!(config.package_limits.max_uncompressed, 10);
     }
 
     #[test]

@@ -11,11 +11,15 @@ use std::sync::Arc;
 use metrics_exporter_prometheus::PrometheusBuilder;
 use mh_api::{ApiConfig, AppState, AuthorizeLimiter};
 use mh_auth::{KeyRing, RevocationList, TokenService};
+use mh_blobs::FsBlobStore;
+use mh_package::Validator;
 use mh_store::{AccountStore, MetadataStore, SqliteStore};
 use thiserror::Error;
 use tokio::net::TcpListener;
 
-pub use config::{LogFormat, ServeConfig, ServeOptions, DEFAULT_DATA_DIR, DEFAULT_SCOPE};
+pub use config::{
+    LogFormat, ReviewMode, ServeConfig, ServeOptions, DEFAULT_DATA_DIR, DEFAULT_SCOPE,
+};
 
 #[derive(Debug, Error)]
 pub enum ServerError {
@@ -45,6 +49,12 @@ pub enum ServerError {
     Store(#[from] mh_store::StoreError),
     #[error(transparent)]
     Keys(#[from] mh_auth::KeyError),
+    #[error(transparent)]
+    Package(#[from] mh_package::PackageError),
+    #[error("cannot open the message log: {0}")]
+    Log(#[from] mh_log::LogError),
+    #[error("cannot start the gateway: {0}")]
+    Gateway(#[from] mh_gateway::GatewayError),
     #[error("server failure: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -82,6 +92,15 @@ pub async fn serve(
     let keys = KeyRing::load_or_create(&config.data_dir)?;
     let revocations = Arc::new(RevocationList::default());
     revocations.replace(store.revoked_clients().await?);
+    let log_dir = config.data_dir.clone();
+    let log_options = mh_log::LogOptions {
+        max_delivery_count: config.max_deliveries,
+    };
+    // Opening recovers after a crash and may read for a while: keep it off the async workers.
+    let log = tokio::task::spawn_blocking(move || mh_log::EmbeddedLog::open(&log_dir, log_options))
+        .await
+        .map_err(|e| ServerError::Io(std::io::Error::other(e)))??;
+    let gateway_secret = mh_gateway::GatewaySecret::load_or_create(&config.data_dir)?;
 
     let listener =
         TcpListener::bind(config.listen)
@@ -113,6 +132,22 @@ pub async fn serve(
         config.authorize_per_client,
     ));
     let metrics = install_metrics_recorder();
+    let gateway = Arc::new(mh_gateway::Gateway::new(
+        store.clone(),
+        Arc::new(log.clone()),
+        Arc::new(log.clone()),
+        tokens.clone(),
+        gateway_secret,
+        mh_gateway::GatewayConfig {
+            public_url: public_url.clone(),
+            max_devices_per_endpoint: config.max_devices_per_endpoint,
+            device_token_lifetime: config.device_token_lifetime,
+            lock_duration: config.lock_duration,
+            max_wait: config.max_wait,
+            registration_per_endpoint: config.registration_per_endpoint.quota(),
+            registration_per_ip: config.registration_per_ip.quota(),
+        },
+    ));
     let state = AppState {
         store: store.clone(),
         tokens: tokens.clone(),
@@ -122,15 +157,22 @@ pub async fn serve(
             refresh_token_lifetime: config.refresh_token_lifetime,
             body_limit: config.body_limit,
             request_timeout: config.request_timeout,
+            upload_limit: config.upload_limit,
+            package_limits: config.package_limits,
+            auto_review: config.review == ReviewMode::Auto,
         }),
         limiter: limiter.clone(),
         metrics,
+        blobs: Arc::new(FsBlobStore::new(config.data_dir.join("blobs"))),
+        validator: Arc::new(Validator::new()?),
+        gateway: gateway.clone(),
     };
 
     let upkeep = tokio::spawn(upkeep::run(
         store.clone(),
         tokens,
         limiter,
+        gateway,
         config.data_dir.clone(),
     ));
     tracing::info!(
@@ -144,6 +186,10 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await;
     upkeep.abort();
+    // Everything acknowledged is already durable; closing lets the writer finish cleanly.
+    if let Err(error) = log.close().await {
+        tracing::warn!(%error, "cannot close the message log cleanly");
+    }
     store.close().await;
     tracing::info!("stopped");
     served.map_err(ServerError::Io)

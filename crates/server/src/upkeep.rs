@@ -16,6 +16,7 @@ pub async fn run(
     store: Arc<dyn MetadataStore>,
     tokens: Arc<TokenService>,
     limiter: Arc<AuthorizeLimiter>,
+    gateway: Arc<mh_gateway::Gateway>,
     data_dir: PathBuf,
 ) {
     let keys_path = KeyRing::path(&data_dir);
@@ -42,6 +43,7 @@ pub async fn run(
         }
         if rounds.is_multiple_of(60) {
             limiter.forget_idle();
+            gateway.forget_idle();
         }
     }
 }

@@ -6,7 +6,10 @@
 //! contract. The traits speak in plain records and unix-second timestamps, never in SQL dialects.
 //! [`SqliteStore`] is the embedded implementation used by `mh serve` on a data directory.
 
+mod channels;
+mod endpoints;
 mod error;
+mod handlers;
 mod model;
 mod sqlite;
 
@@ -14,7 +17,14 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub use channels::{Channel, ChannelStore};
+pub use endpoints::{
+    Device, DeviceAdmission, Direction, Endpoint, EndpointStore, Registration, Route,
+};
 pub use error::{Result, StoreError};
+pub use handlers::{
+    HandlerDefinition, HandlerStore, HandlerVersion, Review, VersionInsert, VersionStatus,
+};
 pub use model::{Account, AccountKind, Client, Environment, RefreshToken};
 pub use sqlite::SqliteStore;
 
@@ -62,7 +72,9 @@ pub trait EnvironmentStore: Send + Sync {
 
 /// Everything the platform keeps about its control plane.
 #[async_trait]
-pub trait MetadataStore: AccountStore + TokenStore + EnvironmentStore {
+pub trait MetadataStore:
+    AccountStore + TokenStore + EnvironmentStore + ChannelStore + EndpointStore + HandlerStore
+{
     /// Flushes and closes the store; called on graceful shutdown.
     async fn close(&self);
 }

@@ -1,3 +1,10 @@
 pub mod accounts;
 pub mod authorize;
+pub mod channels;
+pub mod devices;
+pub mod endpoints;
+pub mod environments;
+pub mod gateway;
+pub mod handlers;
+pub mod messages;
 pub mod system;

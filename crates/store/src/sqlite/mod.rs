@@ -19,6 +19,9 @@ use uuid::Uuid;
 use crate::{Client, EnvironmentStore, MetadataStore, Result, StoreError, DEFAULT_ENVIRONMENT};
 
 mod accounts;
+mod channels;
+mod endpoints;
+mod handlers;
 mod refresh_writer;
 
 /// File name of the database inside the data directory.
