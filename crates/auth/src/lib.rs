@@ -5,10 +5,12 @@
 //! responses, the store keeps the hashes.
 
 mod keys;
+mod refresh;
 mod revocation;
 pub mod secret;
 mod token;
 
 pub use keys::{KeyError, KeyRing, SigningKey, KEYS_FILE};
+pub use refresh::{issue_refresh_token, parse_refresh_token, IssuedRefreshToken};
 pub use revocation::RevocationList;
 pub use token::{decode_bearer, Claims, TokenError, TokenService, SWT_TOKEN_TYPE};

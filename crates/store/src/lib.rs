@@ -51,12 +51,12 @@ pub trait AccountStore: Send + Sync {
 #[async_trait]
 pub trait TokenStore: Send + Sync {
     async fn insert_refresh_token(&self, token: &RefreshToken) -> Result<()>;
-    async fn refresh_token(&self, token_hash: &[u8]) -> Result<Option<RefreshToken>>;
-    /// Revokes `old_hash` and stores `replacement` in one transaction, so a refresh token can be
-    /// redeemed once only. Answers `false` (and stores nothing) when `old_hash` was already revoked.
+    async fn refresh_token(&self, id: Uuid) -> Result<Option<RefreshToken>>;
+    /// Revokes `old` and stores `replacement` in one transaction, so a refresh token can be
+    /// redeemed once only. Answers `false` (and stores nothing) when `old` was already revoked.
     async fn rotate_refresh_token(
         &self,
-        old_hash: &[u8],
+        old: Uuid,
         replacement: &RefreshToken,
         at: OffsetDateTime,
     ) -> Result<bool>;

@@ -47,10 +47,12 @@ pub struct Client {
     pub revoked_at: Option<OffsetDateTime>,
 }
 
-/// A refresh token, identified by the SHA-256 of its value.
+/// A refresh token. Its value carries `id` (time-ordered, so new tokens append to the table) and
+/// a secret of which only the SHA-256 is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshToken {
-    pub token_hash: Vec<u8>,
+    pub id: Uuid,
+    pub secret_hash: Vec<u8>,
     pub client_id: Uuid,
     pub account_id: Uuid,
     pub created_at: OffsetDateTime,

@@ -10,9 +10,10 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use mh_auth::{secret, SWT_TOKEN_TYPE};
+use mh_auth::{issue_refresh_token, parse_refresh_token, secret, SWT_TOKEN_TYPE};
 use mh_store::{Client, RefreshToken};
 use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -241,9 +242,10 @@ pub async fn authorize(
 
     let client = authenticate_client(&state, &client_id, &client_secret).await?;
     let now = OffsetDateTime::now_utc();
-    let refresh_secret = secret::generate();
+    let issued_refresh = issue_refresh_token();
     let refresh = RefreshToken {
-        token_hash: secret::hash(&refresh_secret).to_vec(),
+        id: issued_refresh.id,
+        secret_hash: issued_refresh.secret_hash.to_vec(),
         client_id: client.client_id,
         account_id: client.account_id,
         created_at: now,
@@ -253,17 +255,27 @@ pub async fn authorize(
 
     if grant_type == "refresh_token" {
         let presented = parameters.require("refresh_token")?;
-        let presented_hash = secret::hash(presented);
-        let stored = state.store.refresh_token(&presented_hash).await?;
+        let stored = match parse_refresh_token(presented) {
+            Some((id, secret_hash)) => state
+                .store
+                .refresh_token(id)
+                .await?
+                .filter(|t| bool::from(t.secret_hash.ct_eq(&secret_hash))),
+            None => None,
+        };
         let usable = stored.filter(|t| {
             t.client_id == client.client_id && t.revoked_at.is_none() && t.expires_at > now
         });
-        if usable.is_none()
-            || !state
-                .store
-                .rotate_refresh_token(&presented_hash, &refresh, now)
-                .await?
-        {
+        let redeemed = match usable {
+            Some(token) => {
+                state
+                    .store
+                    .rotate_refresh_token(token.id, &refresh, now)
+                    .await?
+            }
+            None => false,
+        };
+        if !redeemed {
             return Err(invalid_grant(
                 "the refresh token is unknown, expired, already used, revoked, or belongs to another client",
             ));
@@ -283,7 +295,7 @@ pub async fn authorize(
         access_token,
         scope: state.config.scope.clone(),
         expires_in: lifetime.as_secs(),
-        refresh_token: refresh_secret,
+        refresh_token: issued_refresh.value,
     };
     Ok((
         [

@@ -35,7 +35,8 @@ fn client_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Client> {
 
 fn refresh_token_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<RefreshToken> {
     Ok(RefreshToken {
-        token_hash: row.try_get("token_hash")?,
+        id: uuid_column(row, "id")?,
+        secret_hash: row.try_get("secret_hash")?,
         client_id: uuid_column(row, "client_id")?,
         account_id: uuid_column(row, "account_id")?,
         created_at: timestamp(row.try_get("created_at")?)?,
@@ -74,10 +75,11 @@ where
     E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
 {
     sqlx::query(
-        "INSERT INTO refresh_tokens (token_hash, client_id, account_id, created_at, expires_at, revoked_at)
-         VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO refresh_tokens (id, secret_hash, client_id, account_id, created_at, expires_at, revoked_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
     )
-    .bind(&token.token_hash)
+    .bind(token.id.to_string())
+    .bind(&token.secret_hash)
     .bind(token.client_id.to_string())
     .bind(token.account_id.to_string())
     .bind(token.created_at.unix_timestamp())
@@ -236,9 +238,9 @@ impl TokenStore for SqliteStore {
         self.refresh_tokens.insert(token.clone()).await
     }
 
-    async fn refresh_token(&self, token_hash: &[u8]) -> Result<Option<RefreshToken>> {
-        sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = ?")
-            .bind(token_hash)
+    async fn refresh_token(&self, id: Uuid) -> Result<Option<RefreshToken>> {
+        sqlx::query("SELECT * FROM refresh_tokens WHERE id = ?")
+            .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
@@ -248,16 +250,16 @@ impl TokenStore for SqliteStore {
 
     async fn rotate_refresh_token(
         &self,
-        old_hash: &[u8],
+        old: Uuid,
         replacement: &RefreshToken,
         at: OffsetDateTime,
     ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let revoked = sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",
+            "UPDATE refresh_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
         )
         .bind(at.unix_timestamp())
-        .bind(old_hash)
+        .bind(old.to_string())
         .execute(&mut *tx)
         .await?;
         if revoked.rows_affected() == 0 {

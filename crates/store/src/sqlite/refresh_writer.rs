@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::{RefreshToken, Result, StoreError};
 
-/// Most inserts committed together: bounds the latency one statement adds, and keeps its 6 bound
+/// Most inserts committed together: bounds the latency one statement adds, and keeps its 7 bound
 /// values per row far below SQLite's limit of 32766.
 const MAX_BATCH: usize = 512;
 
@@ -55,10 +55,11 @@ async fn commit_batches(pool: SqlitePool, mut receiver: mpsc::Receiver<Pending>)
 /// statement per batch also means one thread hand-off per batch.
 async fn commit(pool: &SqlitePool, batch: &[Pending]) -> Result<()> {
     let mut insert = QueryBuilder::<Sqlite>::new(
-        "INSERT INTO refresh_tokens (token_hash, client_id, account_id, created_at, expires_at, revoked_at) ",
+        "INSERT INTO refresh_tokens (id, secret_hash, client_id, account_id, created_at, expires_at, revoked_at) ",
     );
     insert.push_values(batch, |mut row, (token, _)| {
-        row.push_bind(token.token_hash.clone())
+        row.push_bind(token.id.to_string())
+            .push_bind(token.secret_hash.clone())
             .push_bind(token.client_id.to_string())
             .push_bind(token.account_id.to_string())
             .push_bind(token.created_at.unix_timestamp())
