@@ -7,6 +7,8 @@
 //! ```
 
 mod baseline;
+mod gateway;
+mod http;
 mod load;
 mod process;
 mod scenarios;
@@ -108,6 +110,17 @@ fn run_suite(cli: &Cli) -> anyhow::Result<()> {
     let baseline = scenarios::baseline(&settings)?;
     let baseline_rate = baseline.rate;
     rows.push(baseline);
+
+    let runtime = runtime()?;
+    progress("gateway: setting up an account, channel, endpoint and device");
+    let gateway = gateway::set_up(&settings, &runtime)?;
+    progress("gateway: single-message ingest with a device token");
+    rows.push(gateway::single_ingest(&settings, &gateway, baseline_rate)?);
+    progress("gateway: batch ingest, JSON arrays of 1000 messages");
+    rows.push(gateway::batch_ingest(&settings, &gateway, baseline_rate)?);
+    progress("gateway: endpoint inbox, received and completed by a consumer");
+    rows.push(gateway::inbox_round_trip(&settings, &gateway, &runtime)?);
+    drop(gateway);
 
     progress("token endpoint: POST /authorize");
     rows.push(scenarios::authorize(&settings, baseline_rate)?);

@@ -41,7 +41,7 @@ pub struct Settings {
 pub const SMALL_MESSAGE: &[u8] = br#"{"MeasurementType":"Temperature","Amount":21.5,"Unit":"C"}"#;
 
 /// Limits raised so that the benchmark measures the server, not its abuse protection.
-const UNLIMITED: [&str; 8] = [
+pub const UNLIMITED: [&str; 12] = [
     "--authorize-rate",
     "1000000000",
     "--authorize-burst",
@@ -50,9 +50,13 @@ const UNLIMITED: [&str; 8] = [
     "1000000000",
     "--client-authorize-burst",
     "1000000000",
+    "--registration-rate",
+    "1000000",
+    "--endpoint-registration-rate",
+    "1000000",
 ];
 
-fn row_from_load(
+pub fn row_from_load(
     scenario: &'static str,
     unit: &'static str,
     load: &LoadResult,
@@ -77,7 +81,7 @@ fn row_from_load(
     })
 }
 
-fn check_errors(scenario: &str, load: &LoadResult) -> anyhow::Result<()> {
+pub fn check_errors(scenario: &str, load: &LoadResult) -> anyhow::Result<()> {
     // A few failures under saturation are reported; a scenario that mostly fails measures nothing.
     anyhow::ensure!(
         load.errors * 10 <= load.requests.max(1),
