@@ -52,6 +52,7 @@ pub use state::{ApiConfig, AppState, MetricsRenderer};
         routes::messages::send,
         routes::messages::receive,
         routes::messages::complete,
+        routes::messages::complete_many,
         routes::messages::abandon,
         routes::messages::dead_letters,
         routes::messages::direct,

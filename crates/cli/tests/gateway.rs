@@ -1066,3 +1066,90 @@ async fn the_control_plane_manages_channels_endpoints_and_devices() {
         "not found",
     );
 }
+
+#[tokio::test]
+async fn many_locks_complete_in_one_request() {
+    let server = Server::start(&[]);
+    let owner = Owner::new(&server, "acme").await;
+    let endpoint = owner.endpoint(&server, json!({})).await;
+    let id = id_of(&endpoint);
+    let outbound = endpoint["signatures"]["outbound"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for body in ["one", "two", "three"] {
+        let answer = server
+            .request(
+                "POST",
+                &format!("/endpoints/{id}/inbox"),
+                &[owner.auth()],
+                body,
+            )
+            .await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+    let deliveries = receive(&server, &id, &outbound, "max=10").await;
+    assert_eq!(deliveries.len(), 3);
+    let mut tokens: Vec<String> = deliveries
+        .iter()
+        .map(|d| d["lockToken"].as_str().unwrap().to_string())
+        .collect();
+    tokens.push("0123456789abcdef0123456789abcdef".into());
+
+    let complete = |body: Value| {
+        let server = &server;
+        let path = format!("/endpoints/{id}/messages/complete");
+        let outbound = outbound.clone();
+        async move {
+            server
+                .request(
+                    "POST",
+                    &path,
+                    &[("authorization", &outbound), JSON],
+                    body.to_string(),
+                )
+                .await
+        }
+    };
+    let answer = complete(json!({ "lockTokens": tokens })).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.body["completed"], json!(tokens[..3]));
+    assert_eq!(answer.body["lost"], json!([tokens[3]]));
+    assert!(receive(&server, &id, &outbound, "max=10").await.is_empty());
+    // Completing twice: the locks are gone.
+    let again = complete(json!({ "lockTokens": [tokens[0]] })).await;
+    assert_eq!(again.body["lost"], json!([tokens[0]]));
+
+    assert_error(
+        &complete(json!({ "lockTokens": [] })).await,
+        400,
+        "invalid_lock_tokens",
+        "send 1 to 1000",
+    );
+    let too_many: Vec<String> = (0..1001).map(|i| format!("{i:032x}")).collect();
+    assert_error(
+        &complete(json!({ "lockTokens": too_many })).await,
+        400,
+        "invalid_lock_tokens",
+        "1001 tokens",
+    );
+    let unknown_field = complete(json!({ "tokens": ["x"] })).await;
+    assert_eq!(unknown_field.status, 422, "{}", unknown_field.body);
+    assert!(
+        unknown_field.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field"),
+        "{}",
+        unknown_field.body
+    );
+    let unsigned = server
+        .request(
+            "POST",
+            &format!("/endpoints/{id}/messages/complete"),
+            &[JSON],
+            json!({"lockTokens": ["x"]}).to_string(),
+        )
+        .await;
+    assert_eq!(unsigned.status, 401, "{}", unsigned.body);
+}

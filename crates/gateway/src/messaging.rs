@@ -166,6 +166,29 @@ impl Gateway {
         Ok(self.inboxes.complete(entry.endpoint.id, lock_token).await?)
     }
 
+    /// Completes several locks in one call; the log commits them together. Answers, per token and
+    /// in order, whether it was completed (`false`: unknown, expired or already used).
+    pub async fn complete_many(
+        &self,
+        entry: &EndpointEntry,
+        lock_tokens: &[String],
+    ) -> Result<Vec<bool>> {
+        let outcomes = futures_util::future::join_all(
+            lock_tokens
+                .iter()
+                .map(|token| self.inboxes.complete(entry.endpoint.id, token)),
+        )
+        .await;
+        outcomes
+            .into_iter()
+            .map(|outcome| match outcome {
+                Ok(()) => Ok(true),
+                Err(mh_log::LogError::LockLost) => Ok(false),
+                Err(error) => Err(error.into()),
+            })
+            .collect()
+    }
+
     pub async fn abandon(&self, entry: &EndpointEntry, lock_token: &str) -> Result<()> {
         Ok(self.inboxes.abandon(entry.endpoint.id, lock_token).await?)
     }

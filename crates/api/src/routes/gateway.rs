@@ -21,6 +21,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
                 .options(messages::preflight),
         )
         .route(
+            "/endpoints/{id}/messages/complete",
+            post(messages::complete_many).options(messages::preflight),
+        )
+        .route(
             "/endpoints/{id}/messages/{lock_token}/complete",
             post(messages::complete).options(messages::preflight),
         )

@@ -24,7 +24,7 @@ use uuid::Uuid;
 use super::endpoints::endpoint_id;
 use crate::authenticate::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::Body;
+use crate::extract::{Body, Json};
 use crate::state::AppState;
 
 /// The protocol name of this adapter, as enabled per endpoint.
@@ -373,6 +373,67 @@ pub async fn complete(
     let (entry, _) = data_plane(&state, &id, &headers, Direction::Out).await?;
     state.gateway.complete(&entry, &lock_token).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Most lock tokens one batch completion may carry.
+const MAX_COMPLETIONS: usize = 1000;
+
+/// Lock tokens received from `GET /endpoints/{id}/messages`.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CompleteRequest {
+    /// 1 to 1000 lock tokens.
+    lock_tokens: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CompleteReceipt {
+    /// Tokens whose messages were removed from the inbox.
+    completed: Vec<String>,
+    /// Tokens whose lock was unknown, expired or already used; their messages are (or will be)
+    /// delivered again.
+    lost: Vec<String>,
+}
+
+#[utoipa::path(post, path = "/endpoints/{id}/messages/complete", tag = "gateway",
+    params(("id" = Uuid, Path)),
+    request_body = CompleteRequest,
+    description = "Completes many received messages in one request and one durable commit.",
+    responses(
+        (status = 200, description = "Which tokens were completed and which locks were lost", body = CompleteReceipt),
+        (status = 400, description = "No tokens, or more than 1000", body = ErrorBody),
+        (status = 404, description = "Unknown endpoint", body = ErrorBody),
+    ))]
+pub async fn complete_many(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(request): Json<CompleteRequest>,
+) -> ApiResult<axum::Json<CompleteReceipt>> {
+    let count = request.lock_tokens.len();
+    if count == 0 || count > MAX_COMPLETIONS {
+        return Err(ApiError::bad_request(
+            "invalid_lock_tokens",
+            format!("lockTokens holds {count} tokens; send 1 to {MAX_COMPLETIONS}"),
+        ));
+    }
+    let (entry, _) = data_plane(&state, &id, &headers, Direction::Out).await?;
+    let outcomes = state
+        .gateway
+        .complete_many(&entry, &request.lock_tokens)
+        .await?;
+    let mut receipt = CompleteReceipt {
+        completed: Vec::with_capacity(count),
+        lost: Vec::new(),
+    };
+    for (token, completed) in request.lock_tokens.into_iter().zip(outcomes) {
+        if completed {
+            receipt.completed.push(token);
+        } else {
+            receipt.lost.push(token);
+        }
+    }
+    Ok(axum::Json(receipt))
 }
 
 #[utoipa::path(post, path = "/endpoints/{id}/messages/{lockToken}/abandon", tag = "gateway",
