@@ -222,7 +222,7 @@ pub fn inbox_round_trip(
             );
             let path = format!("/endpoints/{}/messages?max=100&wait=1", gateway.endpoint);
             let authorization = format!("Bearer {}", gateway.device_token);
-            let endpoint = gateway.endpoint.clone();
+            let complete = format!("/endpoints/{}/messages/complete", gateway.endpoint);
             runtime.spawn(async move {
                 let mut idle_polls = 0;
                 loop {
@@ -245,24 +245,25 @@ pub fn inbox_round_trip(
                     }
                     idle_polls = 0;
                     let now = OffsetDateTime::now_utc();
+                    let mut tokens = Vec::with_capacity(deliveries.len());
                     for delivery in &deliveries {
                         record_latency(&latencies, delivery, now);
-                        let lock = delivery["lockToken"].as_str().unwrap_or_default();
-                        let complete = format!("/endpoints/{endpoint}/messages/{lock}/complete");
-                        let (status, answer) = http
-                            .call(
-                                Method::POST,
-                                &complete,
-                                &[("Authorization", &authorization)],
-                                Vec::new(),
-                            )
-                            .await?;
-                        anyhow::ensure!(
-                            (200..300).contains(&status),
-                            "complete answered {status}: {answer}"
-                        );
-                        completed.fetch_add(1, Ordering::Relaxed);
+                        tokens.push(delivery["lockToken"].clone());
                     }
+                    let (status, answer) = http
+                        .call(
+                            Method::POST,
+                            &complete,
+                            &[
+                                ("Authorization", &authorization),
+                                ("Content-Type", "application/json"),
+                            ],
+                            serde_json::to_vec(&json!({ "lockTokens": tokens }))?,
+                        )
+                        .await?;
+                    anyhow::ensure!(status == 200, "complete answered {status}: {answer}");
+                    let done = answer["completed"].as_array().map_or(0, Vec::len);
+                    completed.fetch_add(done as u64, Ordering::Relaxed);
                 }
             })
         })
