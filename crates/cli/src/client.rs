@@ -348,7 +348,8 @@ pub struct LoginCommand {
     url: String,
     #[arg(long)]
     client_id: String,
-    #[arg(long)]
+    /// Secrets are base64url and may begin with '-', which must not read as a flag.
+    #[arg(long, allow_hyphen_values = true)]
     client_secret: String,
 }
 
@@ -379,6 +380,27 @@ pub async fn login(command: LoginCommand) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_beginning_with_a_hyphen_is_a_value() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Login {
+            #[command(flatten)]
+            command: LoginCommand,
+        }
+        let parsed = Login::try_parse_from([
+            "mh",
+            "--url",
+            "http://localhost:1",
+            "--client-id",
+            "id",
+            "--client-secret",
+            "-Pa_b",
+        ])
+        .unwrap();
+        assert_eq!(parsed.command.client_secret, "-Pa_b");
+    }
 
     #[test]
     fn saved_credentials_are_private_and_read_back() {

@@ -30,6 +30,8 @@ pub enum DefinitionsCommand {
 
 #[derive(Subcommand)]
 pub enum PackageCommand {
+    /// Build a handler crate for wasm32-wasip2 and package it with its handler.toml (a zip).
+    Build(crate::package_build::BuildCommand),
     /// Upload a package (a zip, or a directory zipped on the fly) as a new version.
     Push {
         definition_id: String,
@@ -116,11 +118,14 @@ pub async fn review(command: ReviewCommand) -> anyhow::Result<()> {
 }
 
 pub async fn package(command: PackageCommand) -> anyhow::Result<()> {
-    let PackageCommand::Push {
-        definition_id,
-        version,
-        path,
-    } = command;
+    let (definition_id, version, path) = match command {
+        PackageCommand::Build(command) => return crate::package_build::run(command).await,
+        PackageCommand::Push {
+            definition_id,
+            version,
+            path,
+        } => (definition_id, version, path),
+    };
     let bytes = if path.is_dir() {
         mh_package::zip_directory(&path)?
     } else {

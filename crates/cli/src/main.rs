@@ -5,6 +5,7 @@ mod client;
 mod gateway;
 mod handlers;
 mod logging;
+mod package_build;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -44,7 +45,7 @@ enum Command {
     /// Handler definitions: create, list, show, activate a version.
     #[command(subcommand)]
     Definitions(handlers::DefinitionsCommand),
-    /// Handler packages: upload a new version.
+    /// Handler packages: build one from a handler crate, upload a new version.
     #[command(subcommand)]
     Package(handlers::PackageCommand),
     /// Review uploaded handler versions (reviewer accounts).

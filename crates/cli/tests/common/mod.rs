@@ -307,3 +307,35 @@ pub fn assert_error(answer: &Answer, status: u16, code: &str, message_part: &str
         "message {message:?} lacks {message_part:?}"
     );
 }
+
+impl Server {
+    /// Creates a handler definition called `name` and returns its identifier.
+    pub async fn create_definition(&self, bearer: &str, name: &str) -> String {
+        let (status, body) = self
+            .post_json(
+                "/handlers/definitions",
+                bearer,
+                json!({"name": name, "description": "test handler"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["identifier"].as_str().unwrap().to_string()
+    }
+
+    /// Runs a client command of `mh` against this server as `credentials`, configured through the
+    /// environment alone, as a CI job would be (`config` names a credentials file that is unused).
+    pub fn mh_client(
+        &self,
+        credentials: &Credentials,
+        config: &Path,
+        args: &[&str],
+    ) -> std::process::Output {
+        mh().args(args)
+            .env("MH_CLIENT_CONFIG", config)
+            .env("MH_API_URL", &self.url)
+            .env("MH_CLIENT_ID", &credentials.client_id)
+            .env("MH_CLIENT_SECRET", &credentials.client_secret)
+            .output()
+            .expect("run mh")
+    }
+}
