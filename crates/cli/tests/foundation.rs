@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{admin, bearer, eventually, mh, Server, SCOPE};
+use common::{admin, assert_json_error, bearer, eventually, mh, Server, SCOPE};
 use serde_json::{json, Value};
 
 fn client_credentials(c: &common::Credentials) -> Value {
@@ -30,16 +30,6 @@ async fn post_form(
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     (status, response.json().await.unwrap(), headers)
-}
-
-fn assert_error(status: u16, body: &Value, expected_status: u16, code: &str, message_part: &str) {
-    assert_eq!(status, expected_status, "{body}");
-    assert_eq!(body["error"], code, "{body}");
-    let message = body["message"].as_str().unwrap_or_default();
-    assert!(
-        message.contains(message_part),
-        "message {message:?} lacks {message_part:?}"
-    );
 }
 
 #[tokio::test]
@@ -153,7 +143,7 @@ async fn form_body_and_refresh_grant() {
         ],
     )
     .await;
-    assert_error(status, &again, 400, "invalid_grant", "already used");
+    assert_json_error(status, &again, 400, "invalid_grant", "already used");
     assert_eq!(again["error_description"], again["message"]);
 }
 
@@ -175,7 +165,7 @@ async fn every_token_endpoint_error() {
         let (status, body, headers) = server
             .authorize_json(json!({"grant_type": "client_credentials", "client_id": id, "client_secret": secret, "scope": SCOPE}))
             .await;
-        assert_error(
+        assert_json_error(
             status,
             &body,
             401,
@@ -192,7 +182,7 @@ async fn every_token_endpoint_error() {
     let (status, body, _) = server
         .authorize_json(json!({"grant_type": "client_credentials", "client_id": acme.client_id, "client_secret": acme.client_secret, "scope": "http://elsewhere/"}))
         .await;
-    assert_error(
+    assert_json_error(
         status,
         &body,
         400,
@@ -203,37 +193,37 @@ async fn every_token_endpoint_error() {
     let (status, body, _) = server
         .authorize_json(json!({"grant_type": "password", "client_id": acme.client_id, "client_secret": acme.client_secret}))
         .await;
-    assert_error(status, &body, 400, "unsupported_grant_type", "password");
+    assert_json_error(status, &body, 400, "unsupported_grant_type", "password");
 
     let (status, body, _) = server
         .authorize_json(json!({"client_id": acme.client_id, "client_secret": acme.client_secret}))
         .await;
-    assert_error(status, &body, 400, "invalid_request", "grant_type");
+    assert_json_error(status, &body, 400, "invalid_request", "grant_type");
 
     let (status, body, _) = server
         .authorize_json(json!({"grant_type": "client_credentials", "client_id": acme.client_id}))
         .await;
-    assert_error(status, &body, 400, "invalid_request", "client_secret");
+    assert_json_error(status, &body, 400, "invalid_request", "client_secret");
 
     let (status, body, _) = server
         .authorize_json(
             json!({"grant_type": "client_credentials", "client_id": 42, "client_secret": "x"}),
         )
         .await;
-    assert_error(status, &body, 400, "invalid_request", "must be a string");
+    assert_json_error(status, &body, 400, "invalid_request", "must be a string");
 
     // Refresh grant problems: missing, unknown, another client's token.
     let mut refresh = client_credentials(&acme);
     refresh["grant_type"] = json!("refresh_token");
     let (status, body, _) = server.authorize_json(refresh.clone()).await;
-    assert_error(status, &body, 400, "invalid_request", "refresh_token");
+    assert_json_error(status, &body, 400, "invalid_request", "refresh_token");
     refresh["refresh_token"] = json!("made-up");
     let (status, body, _) = server.authorize_json(refresh.clone()).await;
-    assert_error(status, &body, 400, "invalid_grant", "unknown");
+    assert_json_error(status, &body, 400, "invalid_grant", "unknown");
     let (_, others, _) = server.authorize_json(client_credentials(&other)).await;
     refresh["refresh_token"] = others["refresh_token"].clone();
     let (status, body, _) = server.authorize_json(refresh).await;
-    assert_error(status, &body, 400, "invalid_grant", "another client");
+    assert_json_error(status, &body, 400, "invalid_grant", "another client");
 
     // Unparseable bodies and unsupported media types.
     let response = server
@@ -246,7 +236,7 @@ async fn every_token_endpoint_error() {
         .unwrap();
     let status = response.status().as_u16();
     let body: Value = response.json().await.unwrap();
-    assert_error(status, &body, 400, "invalid_request", "not a JSON object");
+    assert_json_error(status, &body, 400, "invalid_request", "not a JSON object");
 
     let response = server
         .http
@@ -258,7 +248,7 @@ async fn every_token_endpoint_error() {
         .unwrap();
     let status = response.status().as_u16();
     let body: Value = response.json().await.unwrap();
-    assert_error(
+    assert_json_error(
         status,
         &body,
         415,
@@ -276,7 +266,7 @@ async fn every_token_endpoint_error() {
         .unwrap();
     let status = response.status().as_u16();
     let body: Value = response.json().await.unwrap();
-    assert_error(
+    assert_json_error(
         status,
         &body,
         413,
@@ -304,7 +294,7 @@ async fn bearer_failures_say_why() {
         .to_string();
     assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
     let body: Value = response.json().await.unwrap();
-    assert_error(401, &body, 401, "invalid_token", "access token is required");
+    assert_json_error(401, &body, 401, "invalid_token", "access token is required");
 
     let forged = token.replace("ExpiresOn=", "ExpiresOn=9");
     let cases = [
@@ -319,7 +309,7 @@ async fn bearer_failures_say_why() {
     ];
     for (value, reason) in cases {
         let (status, body) = server.get("/accounts/me", &value).await;
-        assert_error(status, &body, 401, "invalid_token", reason);
+        assert_json_error(status, &body, 401, "invalid_token", reason);
     }
 }
 
@@ -333,7 +323,7 @@ async fn tokens_expire_after_the_configured_lifetime() {
     let value = bearer(body["access_token"].as_str().unwrap());
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let (status, body) = server.get("/accounts/me", &value).await;
-    assert_error(status, &body, 401, "invalid_token", "expired");
+    assert_json_error(status, &body, 401, "invalid_token", "expired");
 }
 
 #[tokio::test]
@@ -358,7 +348,7 @@ async fn revoked_clients_lose_tokens_and_refreshes() {
     .await;
     assert!(refused, "the revoked client still obtains tokens");
     let (status, body, _) = server.authorize_json(client_credentials(&acme)).await;
-    assert_error(status, &body, 401, "invalid_client", "revoked");
+    assert_json_error(status, &body, 401, "invalid_client", "revoked");
     let mut refresh = client_credentials(&acme);
     refresh["grant_type"] = json!("refresh_token");
     refresh["refresh_token"] = issued["refresh_token"].clone();
@@ -448,7 +438,7 @@ async fn token_requests_are_rate_limited_per_address() {
     }
     assert_eq!(&statuses[..2], &[200, 200]);
     assert_eq!(statuses[3], 429);
-    assert_error(last.0, &last.1, 429, "too_many_requests", "retry in");
+    assert_json_error(last.0, &last.1, 429, "too_many_requests", "retry in");
     let retry: u64 = last.2["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=2).contains(&retry), "Retry-After {retry}");
 }
@@ -468,7 +458,7 @@ async fn token_requests_are_rate_limited_per_client() {
         200
     );
     let (status, body, _) = server.authorize_json(client_credentials(&acme)).await;
-    assert_error(status, &body, 429, "too_many_requests", "retry in");
+    assert_json_error(status, &body, 429, "too_many_requests", "retry in");
     // Another client from the same address is not affected.
     assert_eq!(
         server.authorize_json(client_credentials(&other)).await.0,
@@ -496,7 +486,7 @@ async fn system_routes_and_json_for_everything() {
     }
 
     let (status, body) = server.get("/no/such/route", "").await;
-    assert_error(status, &body, 404, "not_found", "no such route");
+    assert_json_error(status, &body, 404, "not_found", "no such route");
     let response = server
         .http
         .delete(server.url("/authorize"))
@@ -505,7 +495,7 @@ async fn system_routes_and_json_for_everything() {
         .unwrap();
     let status = response.status().as_u16();
     let body: Value = response.json().await.unwrap();
-    assert_error(status, &body, 405, "method_not_allowed", "does not accept");
+    assert_json_error(status, &body, 405, "method_not_allowed", "does not accept");
 
     let metrics = server
         .http

@@ -7,7 +7,7 @@ use std::io::{Cursor, Write};
 use std::path::Path;
 use std::process::Output;
 
-use common::{mh, Credentials, Server};
+use common::{assert_json_error, mh, Credentials, Server};
 use serde_json::{json, Value};
 use wit_component::{ComponentEncoder, StringEncoding};
 use wit_parser::{LiftLowerAbi, ManglingAndAbi, Resolve};
@@ -110,28 +110,6 @@ async fn push(
     body: Vec<u8>,
 ) -> (u16, Value) {
     upload(server, bearer, definition, version, "application/zip", body).await
-}
-
-fn assert_error(status: u16, body: &Value, expected_status: u16, code: &str, message_part: &str) {
-    assert_eq!(status, expected_status, "{body}");
-    assert_eq!(body["error"], code, "{body}");
-    let message = body["message"].as_str().unwrap_or_default();
-    assert!(
-        message.contains(message_part),
-        "message {message:?} lacks {message_part:?}"
-    );
-}
-
-async fn create_definition(server: &Server, bearer: &str, name: &str) -> String {
-    let (status, body) = server
-        .post_json(
-            "/handlers/definitions",
-            bearer,
-            json!({"name": name, "description": "test handler"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    body["identifier"].as_str().unwrap().to_string()
 }
 
 /// Files under the blob store, whatever their address.
@@ -391,7 +369,7 @@ async fn versions_only_go_up_and_are_never_overwritten() {
     let server = Server::start(&[]);
     let dev = server.create_account("dev", &[]);
     let bearer = server.bearer(&dev).await;
-    let id = create_definition(&server, &bearer, "versions").await;
+    let id = server.create_definition(&bearer, "versions").await;
     let package = valid_package();
 
     let (status, body) = push(&server, &bearer, &id, "1.0", package.clone()).await;
@@ -400,7 +378,7 @@ async fn versions_only_go_up_and_are_never_overwritten() {
     assert_eq!(body["version"], "1.0");
 
     let (status, body) = push(&server, &bearer, &id, "1.0.0.0", package.clone()).await;
-    assert_error(
+    assert_json_error(
         status,
         &body,
         409,
@@ -408,7 +386,7 @@ async fn versions_only_go_up_and_are_never_overwritten() {
         "version 1.0.0.0 was already uploaded",
     );
     let (status, body) = push(&server, &bearer, &id, "0.9", package.clone()).await;
-    assert_error(
+    assert_json_error(
         status,
         &body,
         409,
@@ -419,7 +397,7 @@ async fn versions_only_go_up_and_are_never_overwritten() {
     let (status, body) = push(&server, &bearer, &id, "1.0.0.10", package.clone()).await;
     assert_eq!(status, 200, "{body}");
     let (status, body) = push(&server, &bearer, &id, "1.0.0.9", package.clone()).await;
-    assert_error(
+    assert_json_error(
         status,
         &body,
         409,
@@ -429,7 +407,7 @@ async fn versions_only_go_up_and_are_never_overwritten() {
 
     for bad in ["abc", "1.2.3.4.5", "1..2", "-1"] {
         let (status, body) = push(&server, &bearer, &id, bad, package.clone()).await;
-        assert_error(
+        assert_json_error(
             status,
             &body,
             400,
@@ -454,7 +432,7 @@ async fn versions_only_go_up_and_are_never_overwritten() {
     let (status, body) = server
         .get(&format!("/handlers/definitions/{id}/7.0"), &bearer)
         .await;
-    assert_error(status, &body, 404, "not_found", "has no version 7.0");
+    assert_json_error(status, &body, 404, "not_found", "has no version 7.0");
 
     let (_, definition) = server
         .get(&format!("/handlers/definitions/{id}"), &bearer)
@@ -477,7 +455,7 @@ async fn versions_only_go_up_and_are_never_overwritten() {
             json!({"name": "versions"}),
         )
         .await;
-    assert_error(
+    assert_json_error(
         status,
         &body,
         409,
@@ -487,7 +465,7 @@ async fn versions_only_go_up_and_are_never_overwritten() {
     let (status, body) = server
         .post_json("/handlers/definitions", &bearer, json!({"name": "  "}))
         .await;
-    assert_error(status, &body, 400, "invalid_name", "1 to 100 characters");
+    assert_json_error(status, &body, 400, "invalid_name", "1 to 100 characters");
 }
 
 #[tokio::test]
@@ -502,7 +480,7 @@ async fn every_bad_upload_is_rejected_with_its_reason_and_leaves_nothing_behind(
     ]);
     let dev = server.create_account("dev", &[]);
     let bearer = server.bearer(&dev).await;
-    let id = create_definition(&server, &bearer, "rules").await;
+    let id = server.create_definition(&bearer, "rules").await;
     let component = handler_component();
 
     let (status, body) = upload(
@@ -514,7 +492,7 @@ async fn every_bad_upload_is_rejected_with_its_reason_and_leaves_nothing_behind(
         valid_package(),
     )
     .await;
-    assert_error(
+    assert_json_error(
         status,
         &body,
         415,
@@ -524,7 +502,7 @@ async fn every_bad_upload_is_rejected_with_its_reason_and_leaves_nothing_behind(
 
     let oversized = vec![7u8; 2_100_000];
     let (status, body) = push(&server, &bearer, &id, "1.0", oversized).await;
-    assert_error(
+    assert_json_error(
         status,
         &body,
         413,
@@ -540,7 +518,7 @@ async fn every_bad_upload_is_rejected_with_its_reason_and_leaves_nothing_behind(
         b"definitely not a zip".to_vec(),
     )
     .await;
-    assert_error(
+    assert_json_error(
         status,
         &body,
         400,
@@ -553,7 +531,7 @@ async fn every_bad_upload_is_rejected_with_its_reason_and_leaves_nothing_behind(
         ("../../etc/cron.d/evil", b"x"),
     ]);
     let (status, body) = push(&server, &bearer, &id, "1.0", traversal).await;
-    assert_error(
+    assert_json_error(
         status,
         &body,
         400,
@@ -563,7 +541,7 @@ async fn every_bad_upload_is_rejected_with_its_reason_and_leaves_nothing_behind(
 
     let absolute = zip_of(&[("/etc/passwd", b"x")]);
     let (status, body) = push(&server, &bearer, &id, "1.0", absolute).await;
-    assert_error(
+    assert_json_error(
         status,
         &body,
         400,
@@ -583,7 +561,7 @@ async fn every_bad_upload_is_rejected_with_its_reason_and_leaves_nothing_behind(
         writer.finish().unwrap().into_inner()
     };
     let (status, body) = push(&server, &bearer, &id, "1.0", symlink).await;
-    assert_error(
+    assert_json_error(
         status,
         &body,
         400,
@@ -594,7 +572,7 @@ async fn every_bad_upload_is_rejected_with_its_reason_and_leaves_nothing_behind(
     let names: Vec<String> = (0..25).map(|i| format!("file{i}.txt")).collect();
     let many: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b"x"[..])).collect();
     let (status, body) = push(&server, &bearer, &id, "1.0", zip_of(&many)).await;
-    assert_error(
+    assert_json_error(
         status,
         &body,
         400,
@@ -611,7 +589,7 @@ async fn every_bad_upload_is_rejected_with_its_reason_and_leaves_nothing_behind(
     drop(zeros);
     assert!(bomb.len() < 1_000_000, "the bomb is {} bytes", bomb.len());
     let (status, body) = push(&server, &bearer, &id, "1.0", bomb.clone()).await;
-    assert_error(
+    assert_json_error(
         status,
         &body,
         400,
@@ -638,7 +616,7 @@ async fn every_bad_upload_is_rejected_with_its_reason_and_leaves_nothing_behind(
         zip_of(&[("handler.wasm", &component)]),
     )
     .await;
-    assert_error(
+    assert_json_error(
         status,
         &body,
         422,
@@ -658,7 +636,7 @@ async fn every_bad_upload_is_rejected_with_its_reason_and_leaves_nothing_behind(
         ]),
     )
     .await;
-    assert_error(
+    assert_json_error(
         status,
         &body,
         422,
@@ -674,7 +652,7 @@ async fn every_bad_upload_is_rejected_with_its_reason_and_leaves_nothing_behind(
         zip_of(&[("handler.toml", MANIFEST.as_bytes())]),
     )
     .await;
-    assert_error(
+    assert_json_error(
         status,
         &body,
         422,
@@ -687,7 +665,7 @@ async fn every_bad_upload_is_rejected_with_its_reason_and_leaves_nothing_behind(
         ("handler.wasm", b"\0asm garbage"),
     ]);
     let (status, body) = push(&server, &bearer, &id, "1.0", garbage).await;
-    assert_error(
+    assert_json_error(
         status,
         &body,
         422,
@@ -709,7 +687,7 @@ async fn every_bad_upload_is_rejected_with_its_reason_and_leaves_nothing_behind(
         ]),
     )
     .await;
-    assert_error(
+    assert_json_error(
         status,
         &body,
         422,
@@ -753,7 +731,7 @@ async fn concurrent_uploads_of_one_version_have_exactly_one_winner() {
     let server = Server::start(&[]);
     let dev = server.create_account("dev", &[]);
     let bearer = server.bearer(&dev).await;
-    let id = create_definition(&server, &bearer, "race").await;
+    let id = server.create_definition(&bearer, "race").await;
     let package = valid_package();
 
     let tasks: Vec<_> = (0..8)
@@ -781,7 +759,7 @@ async fn concurrent_uploads_of_one_version_have_exactly_one_winner() {
     let winners = results.iter().filter(|(status, _)| *status == 200).count();
     assert_eq!(winners, 1, "{results:?}");
     for (status, body) in results.iter().filter(|(status, _)| *status != 200) {
-        assert_error(
+        assert_json_error(
             *status,
             body,
             409,
@@ -805,7 +783,7 @@ async fn accounts_see_only_their_own_definitions_and_reviews_have_rules() {
     let alice_bearer = server.bearer(&alice).await;
     let bob_bearer = server.bearer(&bob).await;
     let reviewer_bearer = server.bearer(&reviewer).await;
-    let id = create_definition(&server, &alice_bearer, "private").await;
+    let id = server.create_definition(&alice_bearer, "private").await;
     let (status, _) = push(&server, &alice_bearer, &id, "1.0", valid_package()).await;
     assert_eq!(status, 200);
 
@@ -814,13 +792,13 @@ async fn accounts_see_only_their_own_definitions_and_reviews_have_rules() {
     let (status, body) = server
         .get(&format!("/handlers/definitions/{id}"), &bob_bearer)
         .await;
-    assert_error(status, &body, 404, "not_found", &missing);
+    assert_json_error(status, &body, 404, "not_found", &missing);
     let (status, body) = server
         .get(&format!("/handlers/definitions/{id}/1.0"), &bob_bearer)
         .await;
-    assert_error(status, &body, 404, "not_found", &missing);
+    assert_json_error(status, &body, 404, "not_found", &missing);
     let (status, body) = push(&server, &bob_bearer, &id, "2.0", valid_package()).await;
-    assert_error(status, &body, 404, "not_found", &missing);
+    assert_json_error(status, &body, 404, "not_found", &missing);
     let (status, body) = server
         .post_json(
             &format!("/handlers/definitions/{id}/activate"),
@@ -828,13 +806,13 @@ async fn accounts_see_only_their_own_definitions_and_reviews_have_rules() {
             json!({"version": "1.0"}),
         )
         .await;
-    assert_error(status, &body, 404, "not_found", &missing);
+    assert_json_error(status, &body, 404, "not_found", &missing);
     let (status, body) = server.get("/handlers/definitions", &bob_bearer).await;
     assert_eq!((status, body), (200, json!([])));
     let (status, body) = server
         .get("/handlers/definitions/not-a-uuid", &bob_bearer)
         .await;
-    assert_error(
+    assert_json_error(
         status,
         &body,
         404,
@@ -844,7 +822,7 @@ async fn accounts_see_only_their_own_definitions_and_reviews_have_rules() {
 
     // Only reviewers review.
     let (status, body) = server.get("/reviews", &bob_bearer).await;
-    assert_error(status, &body, 403, "forbidden", "only reviewer accounts");
+    assert_json_error(status, &body, 403, "forbidden", "only reviewer accounts");
     let (status, body) = server
         .post_json(
             &format!("/handlers/definitions/{id}/1.0/review"),
@@ -852,10 +830,10 @@ async fn accounts_see_only_their_own_definitions_and_reviews_have_rules() {
             json!({"decision": "accept"}),
         )
         .await;
-    assert_error(status, &body, 403, "forbidden", "only reviewer accounts");
+    assert_json_error(status, &body, 403, "forbidden", "only reviewer accounts");
 
     // A reviewer cannot review their own account's package.
-    let own = create_definition(&server, &reviewer_bearer, "mine").await;
+    let own = server.create_definition(&reviewer_bearer, "mine").await;
     let (status, _) = push(&server, &reviewer_bearer, &own, "1.0", valid_package()).await;
     assert_eq!(status, 200);
     let (status, body) = server
@@ -865,7 +843,7 @@ async fn accounts_see_only_their_own_definitions_and_reviews_have_rules() {
             json!({"decision": "accept"}),
         )
         .await;
-    assert_error(
+    assert_json_error(
         status,
         &body,
         403,
@@ -909,7 +887,7 @@ async fn review_auto_accepts_on_upload() {
     let server = Server::start(&["--review", "auto"]);
     let dev = server.create_account("dev", &[]);
     let bearer = server.bearer(&dev).await;
-    let id = create_definition(&server, &bearer, "auto").await;
+    let id = server.create_definition(&bearer, "auto").await;
     let (status, body) = push(&server, &bearer, &id, "1.0", valid_package()).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "Accepted");

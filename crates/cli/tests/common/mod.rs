@@ -299,9 +299,20 @@ impl Server {
 
 /// Asserts an error answer: status, `error` code and a part of the `message`.
 pub fn assert_error(answer: &Answer, status: u16, code: &str, message_part: &str) {
-    assert_eq!(answer.status, status, "{}", answer.body);
-    assert_eq!(answer.body["error"], code, "{}", answer.body);
-    let message = answer.body["message"].as_str().unwrap_or_default();
+    assert_json_error(answer.status, &answer.body, status, code, message_part);
+}
+
+/// [`assert_error`] for a status and body taken apart.
+pub fn assert_json_error(
+    status: u16,
+    body: &Value,
+    expected_status: u16,
+    code: &str,
+    message_part: &str,
+) {
+    assert_eq!(status, expected_status, "{body}");
+    assert_eq!(body["error"], code, "{body}");
+    let message = body["message"].as_str().unwrap_or_default();
     assert!(
         message.contains(message_part),
         "message {message:?} lacks {message_part:?}"
