@@ -7,6 +7,24 @@ use std::time::Duration;
 use common::{admin, assert_json_error, bearer, eventually, mh, Server, SCOPE};
 use serde_json::{json, Value};
 
+/// `POST /authorize` with a raw body of the given content type.
+async fn post_raw(
+    server: &Server,
+    content_type: &str,
+    body: impl Into<reqwest::Body>,
+) -> (u16, Value) {
+    let response = server
+        .http
+        .post(server.url("/authorize"))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
 fn client_credentials(c: &common::Credentials) -> Value {
     json!({
         "grant_type": "client_credentials",
@@ -226,28 +244,10 @@ async fn every_token_endpoint_error() {
     assert_json_error(status, &body, 400, "invalid_grant", "another client");
 
     // Unparseable bodies and unsupported media types.
-    let response = server
-        .http
-        .post(server.url("/authorize"))
-        .header("content-type", "application/json")
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let body: Value = response.json().await.unwrap();
+    let (status, body) = post_raw(&server, "application/json", "{not json").await;
     assert_json_error(status, &body, 400, "invalid_request", "not a JSON object");
 
-    let response = server
-        .http
-        .post(server.url("/authorize"))
-        .header("content-type", "text/plain")
-        .body("grant_type=client_credentials")
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let body: Value = response.json().await.unwrap();
+    let (status, body) = post_raw(&server, "text/plain", "grant_type=client_credentials").await;
     assert_json_error(
         status,
         &body,
@@ -256,16 +256,7 @@ async fn every_token_endpoint_error() {
         "application/x-www-form-urlencoded",
     );
 
-    let response = server
-        .http
-        .post(server.url("/authorize"))
-        .header("content-type", "application/json")
-        .body(vec![b' '; 200 * 1024])
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let body: Value = response.json().await.unwrap();
+    let (status, body) = post_raw(&server, "application/json", vec![b' '; 200 * 1024]).await;
     assert_json_error(
         status,
         &body,

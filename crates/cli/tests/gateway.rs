@@ -137,14 +137,7 @@ async fn send(
 }
 
 async fn receive(server: &Server, endpoint: &str, auth: &str, query: &str) -> Vec<Value> {
-    let answer = server
-        .request(
-            "GET",
-            &format!("/endpoints/{endpoint}/messages?{query}"),
-            &[("authorization", auth)],
-            "",
-        )
-        .await;
+    let answer = receive_answer(server, endpoint, auth, query).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     answer.body["messages"].as_array().unwrap().clone()
 }
@@ -334,7 +327,7 @@ async fn registration_rejections_say_what_is_wrong() {
         "no inbound route"
     );
     assert_error(
-        &receive_answer(&server, &open, &first).await,
+        &receive_answer(&server, &open, &first, "").await,
         401,
         "unauthorized",
         "replaced by a newer one",
@@ -354,11 +347,11 @@ fn uuid_v4() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-async fn receive_answer(server: &Server, endpoint: &str, auth: &str) -> Answer {
+async fn receive_answer(server: &Server, endpoint: &str, auth: &str, query: &str) -> Answer {
     server
         .request(
             "GET",
-            &format!("/endpoints/{endpoint}/messages"),
+            &format!("/endpoints/{endpoint}/messages?{query}"),
             &[("authorization", auth)],
             "",
         )
