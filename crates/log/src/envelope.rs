@@ -92,6 +92,40 @@ pub struct DeadLetter {
     pub message: Envelope,
 }
 
+/// One line of a channel's log stream (handler logs and faults).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    /// UUIDv7 assigned by the log on append (callers pass `Uuid::nil()`); increasing per channel.
+    pub id: Uuid,
+    /// Unix milliseconds; the log sets it on append when the caller left it 0.
+    pub at: i64,
+    /// The environment whose run wrote it.
+    pub environment: Uuid,
+    /// The handler configuration that wrote it; `None` for the runtime itself.
+    pub handler: Option<Uuid>,
+    /// `"trace"` | `"debug"` | `"info"` | `"warn"` | `"error"`
+    pub level: String,
+    /// The line itself.
+    pub text: String,
+}
+
+/// A message a handler could not process (or that exceeded the hop limit), kept per stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamDeadLetter {
+    /// UUIDv7 assigned on append (callers pass `Uuid::nil()`).
+    pub id: Uuid,
+    /// The handler configuration that gave up on it.
+    pub handler: Uuid,
+    /// Why it was given up on.
+    pub reason: String,
+    /// How many times processing was attempted.
+    pub attempts: u32,
+    /// Unix milliseconds; the log sets it on append when the caller left it 0.
+    pub dead_lettered_at: i64,
+    /// The message, as the handler got it.
+    pub message: Envelope,
+}
+
 /// The binary record of an envelope: compact, no per-field names, bodies copied once.
 ///
 /// Layout: `id[16] flags[1] enqueued_at[i64 LE] hops[varint]`, then the optional uuids
@@ -326,5 +360,89 @@ pub(crate) mod codec {
                 .ok_or(LogError::Corrupt("record truncated"))?;
             Ok(Uuid::from_bytes(b))
         }
+    }
+
+    /// Levels stored as one byte; anything else is kept verbatim behind [`OTHER_LEVEL`], so
+    /// an unexpected level costs bytes, never the line.
+    const LEVELS: [&str; 5] = ["trace", "debug", "info", "warn", "error"];
+    const OTHER_LEVEL: u64 = 0;
+    const HAS_HANDLER: u64 = 1;
+
+    /// Log entry value (the id lives in the key): `flags[varint] at[i64 LE] environment[16]
+    /// handler[16]? level[varint: 1..=5, or 0 + string] text[rest]`.
+    pub fn encode_log_entry(e: &LogEntry, out: &mut Vec<u8>) {
+        put_varint(out, if e.handler.is_some() { HAS_HANDLER } else { 0 });
+        out.extend_from_slice(&e.at.to_le_bytes());
+        out.extend_from_slice(e.environment.as_bytes());
+        if let Some(h) = e.handler {
+            out.extend_from_slice(h.as_bytes());
+        }
+        match LEVELS.iter().position(|l| *l == e.level) {
+            Some(i) => put_varint(out, i as u64 + 1),
+            None => {
+                put_varint(out, OTHER_LEVEL);
+                put_bytes(out, e.level.as_bytes());
+            }
+        }
+        out.extend_from_slice(e.text.as_bytes());
+    }
+
+    /// Inverse of [`encode_log_entry`].
+    pub fn decode_log_entry(id: Uuid, value: &[u8]) -> Result<LogEntry> {
+        let mut r = Reader::new(Bytes::copy_from_slice(value));
+        let flags = r.varint()?;
+        let at = r.i64()?;
+        let environment = r.uuid()?;
+        let handler = if flags & HAS_HANDLER != 0 {
+            Some(r.uuid()?)
+        } else {
+            None
+        };
+        let level = match r.varint()? {
+            OTHER_LEVEL => r.string()?,
+            n => usize::try_from(n - 1)
+                .ok()
+                .and_then(|i| LEVELS.get(i))
+                .ok_or(LogError::Corrupt("log level"))?
+                .to_string(),
+        };
+        let text = String::from_utf8(r.rest().to_vec())
+            .map_err(|_| LogError::Corrupt("log text is not UTF-8"))?;
+        Ok(LogEntry {
+            id,
+            at,
+            environment,
+            handler,
+            level,
+            text,
+        })
+    }
+
+    /// Stream dead-letter value (the id lives in the key): `dead_lettered_at[i64 LE]
+    /// handler[16] attempts[varint] reason[varint len + bytes]`, then the envelope record.
+    pub fn encode_stream_dead_letter(d: &StreamDeadLetter, out: &mut Vec<u8>) {
+        out.extend_from_slice(&d.dead_lettered_at.to_le_bytes());
+        out.extend_from_slice(d.handler.as_bytes());
+        put_varint(out, u64::from(d.attempts));
+        put_bytes(out, d.reason.as_bytes());
+        encode(&d.message, out);
+    }
+
+    /// Inverse of [`encode_stream_dead_letter`].
+    pub fn decode_stream_dead_letter(id: Uuid, value: &[u8]) -> Result<StreamDeadLetter> {
+        let mut r = Reader::new(Bytes::copy_from_slice(value));
+        let dead_lettered_at = r.i64()?;
+        let handler = r.uuid()?;
+        let attempts = r.u32()?;
+        let reason = r.string()?;
+        let message = r.envelope()?;
+        Ok(StreamDeadLetter {
+            id,
+            handler,
+            reason,
+            attempts,
+            dead_lettered_at,
+            message,
+        })
     }
 }

@@ -1,6 +1,7 @@
 //! The durable message log of MessageHandler.
 //!
-//! Two transport traits carry every message that the gateway acknowledges and the fabric moves:
+//! Two transport traits carry every message that the gateway acknowledges and the fabric moves,
+//! two more keep what the fabric needs beside them:
 //!
 //! - [`MessageLog`]: one append-only **stream** per channel and environment ([`StreamId`]),
 //!   read in order by position (the message id) with long polling, plus named consumer
@@ -8,9 +9,14 @@
 //! - [`Inboxes`]: one **work queue** per endpoint: competing receivers lock messages for a
 //!   visibility timeout, complete or abandon them, and a message delivered too often moves to the
 //!   inbox's dead-letter list.
+//! - [`ChannelJournal`]: what a channel keeps besides its messages: one capped **log stream**
+//!   per channel (handler logs and faults, long-polled like a stream) and one capped
+//!   **dead-letter list** per stream.
+//! - [`HandlerStates`]: each handler's durable key-value **state**, committed in one atomic
+//!   write with its checkpoint, so state and progress agree after a crash.
 //!
-//! Both are shaped so that NATS JetStream can implement them later without changing callers:
-//! a stream maps to a JetStream stream (subject per channel+environment, ids kept in a header,
+//! [`MessageLog`] and [`Inboxes`] are shaped so that NATS JetStream can implement them later
+//! without changing callers: a stream maps to a JetStream stream (subject per channel+environment, ids kept in a header,
 //! `read` to an ordered ephemeral consumer starting after a sequence), a checkpoint to a durable
 //! consumer's ack floor, an inbox to a work-queue stream with an explicit-ack pull consumer
 //! (`lock` = `AckWait`, `max_delivery_count` = `MaxDeliver`, `complete` = `Ack`, `abandon` = `Nak`,
@@ -31,7 +37,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 pub use embedded::{EmbeddedLog, LogOptions};
-pub use envelope::{DeadLetter, Delivery, Envelope, StreamId};
+pub use envelope::{DeadLetter, Delivery, Envelope, LogEntry, StreamDeadLetter, StreamId};
 pub use error::{LogError, Result};
 
 /// Append-only streams, one per channel and environment.
@@ -108,4 +114,72 @@ pub trait Inboxes: Send + Sync {
     /// Deletes the inbox with everything in it (its endpoint was deleted). Durable when it
     /// returns; receivers waiting on it get an empty result.
     async fn purge(&self, inbox: Uuid) -> Result<()>;
+}
+
+/// What a channel keeps besides its messages: its log stream and its dead letters.
+///
+/// Both are capped ([`LogOptions::max_log_entries_per_channel`],
+/// [`LogOptions::max_dead_letters_per_stream`]): the oldest entries go first.
+#[async_trait]
+pub trait ChannelJournal: Send + Sync {
+    /// Appends to the channel's log stream (one stream per channel, all environments),
+    /// assigning ids (and `at` when 0). Durable when it returns (may share a commit with
+    /// others).
+    async fn append_logs(&self, channel: Uuid, entries: Vec<LogEntry>) -> Result<()>;
+
+    /// Up to `max` entries strictly after `after` (`None`: from the oldest kept), oldest first;
+    /// when there are none, waits up to `wait` for an append (long poll, like
+    /// [`MessageLog::read`]). An empty result means nothing arrived in time.
+    async fn read_logs(
+        &self,
+        channel: Uuid,
+        after: Option<Uuid>,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<LogEntry>>;
+
+    /// Appends a dead letter to the stream's dead-letter list (assigning its id, and
+    /// `dead_lettered_at` when 0); returns its id. Durable when it returns.
+    async fn append_dead_letter(&self, stream: StreamId, letter: StreamDeadLetter) -> Result<Uuid>;
+
+    /// Up to `max` dead letters of the stream strictly after `after`, oldest first (no waiting).
+    async fn read_dead_letters(
+        &self,
+        stream: StreamId,
+        after: Option<Uuid>,
+        max: usize,
+    ) -> Result<Vec<StreamDeadLetter>>;
+
+    /// Deletes the channel's log stream and the dead letters of all its streams (channel
+    /// deleted). Optional to call. Durable when it returns.
+    async fn purge_channel(&self, channel: Uuid) -> Result<()>;
+}
+
+/// Each handler's durable key-value state, committed atomically with its checkpoint so that
+/// state and progress never disagree after a crash. `consumer` is the same name used with
+/// [`MessageLog::checkpoint`] / [`MessageLog::set_checkpoint`].
+///
+/// Limits: `consumer` at most 1024 bytes, a state key at most 32 KiB
+/// ([`LogError::Invalid`] beyond).
+#[async_trait]
+pub trait HandlerStates: Send + Sync {
+    /// The committed value of `key` (synchronous: it is called from blocking threads while a
+    /// WebAssembly handler runs; a point read).
+    fn state(&self, stream: StreamId, consumer: &str, key: &str) -> Result<Option<Vec<u8>>>;
+
+    /// In ONE atomic, durable write: sets the consumer's checkpoint to `position` when `Some`
+    /// (the same value [`MessageLog::checkpoint`] then returns) and applies `writes`
+    /// (`Some` = set, `None` = delete; the last write of a key wins). Durable when it returns;
+    /// may share a group commit / fsync with concurrent writers.
+    async fn commit(
+        &self,
+        stream: StreamId,
+        consumer: &str,
+        position: Option<Uuid>,
+        writes: Vec<(String, Option<Vec<u8>>)>,
+    ) -> Result<()>;
+
+    /// Removes the consumer's checkpoint and all its state (its handler was deleted). Durable
+    /// when it returns.
+    async fn forget_consumer(&self, stream: StreamId, consumer: &str) -> Result<()>;
 }

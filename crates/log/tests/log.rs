@@ -279,6 +279,7 @@ async fn dead_letter_after_max_deliveries() {
         dir.path(),
         LogOptions {
             max_delivery_count: 3,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -406,6 +407,7 @@ async fn purge_removes_everything() {
         dir.path(),
         LogOptions {
             max_delivery_count: 1,
+            ..Default::default()
         },
     )
     .unwrap();

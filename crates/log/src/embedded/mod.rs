@@ -23,13 +23,25 @@
 //!
 //! `streams` (groups of records), `checkpoints`, `dedup` (idempotency keys), `inbox` (message
 //! records), `inbox_meta` (delivery count + device per inbox message, small, scanned at open
-//! to rebuild the visibility index), `dead` (dead letters), `meta` (the id generator's floor).
+//! to rebuild the visibility index), `dead` (inbox dead letters), and `meta`: the id
+//! generator's floor plus tagged records (layouts in `keys`): channel log entries (`L`),
+//! stream dead letters (`D`), handler state (`S`) and the entry counts of the capped lists
+//! (`N`).
+//!
+//! The channel journal and handler state add no keyspace: every keyspace costs fsyncs when a
+//! data directory is first opened, and start-up time matters. They live in `meta` rather than
+//! next to their relatives (`dead`, `checkpoints`) because keys there start with arbitrary
+//! uuid bytes: no tag could keep an inbox's prefix scan from running into a stream's dead
+//! letters of a channel with the same first bytes. `meta` held one fixed key, so tags are free.
+//! Handler state still commits atomically with `checkpoints`: one engine batch spans keyspaces.
 //!
 //! Known limits, left for later: streams have no retention yet, and idempotency keys are kept
 //! until their inbox is purged (streams: forever); both want a time-based trim.
 
 mod inbox;
+mod journal;
 mod keys;
+mod states;
 mod streams;
 mod writer;
 
@@ -51,17 +63,26 @@ use crate::envelope::codec::Reader;
 use crate::ids::now_ms;
 use crate::{DeadLetter, Delivery, Envelope, Inboxes, LogError, MessageLog, Result, StreamId};
 
-/// Tuning of [`EmbeddedLog`].
+/// Tuning of [`EmbeddedLog`]. Build with `..Default::default()`: fields get added.
 #[derive(Debug, Clone)]
 pub struct LogOptions {
     /// Deliveries without completion after which an inbox message is dead-lettered.
     pub max_delivery_count: u32,
+    /// Most entries a channel's log stream ([`crate::ChannelJournal::append_logs`]) keeps, all
+    /// environments together; appending beyond drops the oldest, in the same commit. Default
+    /// 10,000. 0 keeps nothing.
+    pub max_log_entries_per_channel: usize,
+    /// Most dead letters one stream ([`crate::ChannelJournal::append_dead_letter`]) keeps;
+    /// appending beyond drops the oldest, in the same commit. Default 100,000. 0 keeps nothing.
+    pub max_dead_letters_per_stream: usize,
 }
 
 impl Default for LogOptions {
     fn default() -> Self {
         LogOptions {
             max_delivery_count: 10,
+            max_log_entries_per_channel: 10_000,
+            max_dead_letters_per_stream: 100_000,
         }
     }
 }
@@ -84,6 +105,8 @@ pub(crate) struct Shared {
     db: Database,
     ks: Keyspaces,
     streams: Mutex<HashMap<StreamId, Arc<StreamState>>>,
+    /// Heads of the channel log streams, keyed by channel.
+    channel_logs: Mutex<HashMap<Uuid, Arc<StreamState>>>,
     inboxes: Mutex<HashMap<Uuid, Arc<Inbox>>>,
     options: LogOptions,
 }
@@ -106,6 +129,37 @@ impl Shared {
         let state = Arc::new(StreamState::new(head));
         streams.insert(stream, Arc::clone(&state));
         Ok(state)
+    }
+
+    /// The head of `channel`'s log stream, loaded from disk the first time; like
+    /// [`Shared::stream`], the writer calls it before writing to the channel's log.
+    fn channel_log(&self, channel: Uuid) -> Result<Arc<StreamState>> {
+        let mut logs = lock(&self.channel_logs);
+        if let Some(s) = logs.get(&channel) {
+            return Ok(Arc::clone(s));
+        }
+        let head = match self.ks.meta.prefix(keys::log_prefix(channel)).next_back() {
+            Some(kv) => {
+                let k = kv.key()?;
+                Some(keys::trailing_id(&k).ok_or(LogError::Corrupt("log entry key"))?)
+            }
+            None => None,
+        };
+        let state = Arc::new(StreamState::new(head));
+        logs.insert(channel, Arc::clone(&state));
+        Ok(state)
+    }
+
+    /// Empties a purged channel's log head (writer, after fsync); forgets it when nobody
+    /// waits on it, so deleted channels do not pile up.
+    fn channel_log_purged(&self, channel: Uuid) {
+        let mut logs = lock(&self.channel_logs);
+        if let Some(state) = logs.get(&channel) {
+            state.reset();
+            if !state.is_watched() {
+                logs.remove(&channel);
+            }
+        }
     }
 
     fn inbox(&self, id: Uuid) -> Arc<Inbox> {
@@ -158,7 +212,8 @@ impl Shared {
 }
 
 /// The crash-safe message log of one machine, in `<data_dir>/log/`. Cheap to clone; all clones
-/// share one writer. Implements [`MessageLog`] and [`Inboxes`].
+/// share one writer. Implements [`MessageLog`], [`Inboxes`], [`crate::ChannelJournal`] and
+/// [`crate::HandlerStates`].
 #[derive(Clone)]
 pub struct EmbeddedLog {
     shared: Arc<Shared>,
@@ -191,6 +246,7 @@ impl EmbeddedLog {
             db,
             ks,
             streams: Mutex::new(HashMap::new()),
+            channel_logs: Mutex::new(HashMap::new()),
             inboxes: Mutex::new(HashMap::new()),
             options,
         });
@@ -311,6 +367,7 @@ impl MessageLog for EmbeddedLog {
     }
 
     async fn set_checkpoint(&self, stream: StreamId, consumer: &str, position: Uuid) -> Result<()> {
+        keys::check_consumer(consumer)?;
         let consumer = consumer.to_owned();
         self.call(|reply| Op::SetCheckpoint {
             stream,

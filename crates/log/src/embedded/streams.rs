@@ -31,6 +31,16 @@ impl StreamState {
     pub fn subscribe(&self) -> watch::Receiver<Option<Uuid>> {
         self.head.subscribe()
     }
+
+    /// Back to empty (the channel log was purged).
+    pub fn reset(&self) {
+        self.head.send_replace(None);
+    }
+
+    /// Whether a reader is waiting on it.
+    pub fn is_watched(&self) -> bool {
+        self.head.receiver_count() > 0
+    }
 }
 
 /// The last id stored in `stream`, read from its last group.

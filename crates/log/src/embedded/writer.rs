@@ -6,6 +6,11 @@
 //! load the queue fills during each fsync, so the cost of an fsync is shared by all of them;
 //! idle, a lone request pays one fsync and waits for nothing else.
 //!
+//! Channel log entries and stream dead letters are not put into the batch as they come: they
+//! are collected per list and written, with their list's trimming, just before each (partial)
+//! batch commits (`journal::Lists::flush`). Handler state goes into the same batch as its
+//! checkpoint, so a group never splits the two.
+//!
 //! One writer also makes ids trivially monotonic (one generator, commit order = id order) and
 //! keeps readers honest: they never see past a stream's published head, i.e. never a message
 //! that is not yet durable, and never a later id before an earlier one.
@@ -17,11 +22,12 @@ use fjall::{OwnedWriteBatch, PersistMode};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use super::journal::{self, Lists};
 use super::streams::StreamState;
 use super::{keys, Shared};
 use crate::envelope::codec;
 use crate::ids::{now_ms, IdGenerator};
-use crate::{Envelope, LogError, Result, StreamId};
+use crate::{Envelope, LogEntry, LogError, Result, StreamDeadLetter, StreamId};
 
 /// Most requests committed together; bounds the latency one group adds to its first request.
 const MAX_GROUP: usize = 1024;
@@ -70,6 +76,33 @@ pub enum Op {
         inbox: Uuid,
         reply: Reply<()>,
     },
+    AppendLogs {
+        channel: Uuid,
+        entries: Vec<LogEntry>,
+        reply: Reply<()>,
+    },
+    AppendDeadLetter {
+        stream: StreamId,
+        letter: Box<StreamDeadLetter>,
+        reply: Reply<Uuid>,
+    },
+    PurgeChannel {
+        channel: Uuid,
+        reply: Reply<()>,
+    },
+    /// A checkpoint and state writes (`meta` keys, each at most once) in one atomic write.
+    CommitState {
+        stream: StreamId,
+        consumer: String,
+        position: Option<Uuid>,
+        writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+        reply: Reply<()>,
+    },
+    ForgetConsumer {
+        stream: StreamId,
+        consumer: String,
+        reply: Reply<()>,
+    },
     Shutdown {
         reply: oneshot::Sender<()>,
     },
@@ -80,18 +113,51 @@ enum Effect {
     StreamHead(Arc<StreamState>, Uuid),
     InboxInsert(Uuid, Vec<(Uuid, Option<String>)>),
     InboxPurged(Uuid),
+    ChannelPurged(Uuid),
 }
 
 /// An answer held back until the group is durable.
 enum Pending {
     Ids(Reply<Vec<Uuid>>, Vec<Uuid>),
+    Id(Reply<Uuid>, Uuid),
     Unit(Reply<()>),
+}
+
+impl Pending {
+    fn fail(self, err: LogError) {
+        match self {
+            Pending::Ids(reply, _) => {
+                let _ = reply.send(Err(err));
+            }
+            Pending::Id(reply, _) => {
+                let _ = reply.send(Err(err));
+            }
+            Pending::Unit(reply) => {
+                let _ = reply.send(Err(err));
+            }
+        }
+    }
+
+    fn succeed(self) {
+        match self {
+            Pending::Ids(reply, ids) => {
+                let _ = reply.send(Ok(ids));
+            }
+            Pending::Id(reply, id) => {
+                let _ = reply.send(Ok(id));
+            }
+            Pending::Unit(reply) => {
+                let _ = reply.send(Ok(()));
+            }
+        }
+    }
 }
 
 pub fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Op>, floor: Uuid) {
     let mut writer = Writer {
         ids: IdGenerator::new(floor),
         shared,
+        lists: Lists::default(),
     };
     let mut group = Vec::with_capacity(MAX_GROUP);
     let mut shutdown = None;
@@ -130,7 +196,15 @@ fn fail(op: Op, err: impl Fn() -> LogError) {
         Op::Append { reply, .. } | Op::Enqueue { reply, .. } => {
             let _ = reply.send(Err(err()));
         }
-        Op::SetCheckpoint { reply, .. } | Op::Purge { reply, .. } => {
+        Op::SetCheckpoint { reply, .. }
+        | Op::Purge { reply, .. }
+        | Op::AppendLogs { reply, .. }
+        | Op::PurgeChannel { reply, .. }
+        | Op::CommitState { reply, .. }
+        | Op::ForgetConsumer { reply, .. } => {
+            let _ = reply.send(Err(err()));
+        }
+        Op::AppendDeadLetter { reply, .. } => {
             let _ = reply.send(Err(err()));
         }
         Op::Complete { reply, .. } | Op::DeadLetter { reply, .. } => {
@@ -148,9 +222,19 @@ fn fail(op: Op, err: impl Fn() -> LogError) {
 struct Writer {
     ids: IdGenerator,
     shared: Arc<Shared>,
+    lists: Lists,
 }
 
 impl Writer {
+    /// Commits `batch` as it stands (no fsync: the group's final persist covers it) and leaves
+    /// a fresh one, for ops that must scan the engine with the group's earlier writes in it,
+    /// or keep a key from appearing twice in one batch. Queued list entries go in with it.
+    fn commit_part(&mut self, batch: &mut OwnedWriteBatch) -> Result<()> {
+        self.lists.flush(&self.shared.ks.meta, batch)?;
+        let earlier = std::mem::replace(batch, self.shared.db.batch());
+        earlier.commit().map_err(LogError::from)
+    }
+
     /// Commits `group` (drained); returns whether the engine is still healthy, and the
     /// shutdown reply when the group asked to stop.
     fn commit_group(&mut self, group: &mut Vec<Op>) -> (bool, Option<oneshot::Sender<()>>) {
@@ -174,10 +258,9 @@ impl Writer {
             }
             let keys = op_keys(&op);
             if keys.iter().any(|k| touched.contains(k)) {
-                let earlier = std::mem::replace(&mut batch, shared.db.batch());
                 touched.clear();
-                if let Err(e) = earlier.commit() {
-                    result = Err(LogError::from(e));
+                if let Err(e) = self.commit_part(&mut batch) {
+                    result = Err(e);
                     fail(op, || LogError::Closed);
                     continue;
                 }
@@ -269,18 +352,100 @@ impl Writer {
                 Op::Purge { inbox, reply } => {
                     // The scan below must see this group's earlier writes (an enqueue just
                     // before the purge), so commit them first; the fsync below covers both.
-                    let earlier = std::mem::replace(&mut batch, shared.db.batch());
                     touched.clear();
-                    result = earlier
-                        .commit()
-                        .map_err(LogError::from)
+                    result = self
+                        .commit_part(&mut batch)
                         .and_then(|()| purge(&shared, &mut batch, inbox));
                     effects.push(Effect::InboxPurged(inbox));
+                    pending.push(Pending::Unit(reply));
+                }
+                Op::AppendLogs {
+                    channel,
+                    entries,
+                    reply,
+                } => match self.append_logs(channel, entries) {
+                    Ok(head) => {
+                        effects.extend(head.map(|(state, id)| Effect::StreamHead(state, id)));
+                        pending.push(Pending::Unit(reply));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                },
+                Op::AppendDeadLetter {
+                    stream,
+                    mut letter,
+                    reply,
+                } => {
+                    letter.id = self.ids.next();
+                    if letter.dead_lettered_at == 0 {
+                        letter.dead_lettered_at = now_ms();
+                    }
+                    let mut value = Vec::with_capacity(
+                        codec::encoded_len_hint(&letter.message) + letter.reason.len() + 40,
+                    );
+                    codec::encode_stream_dead_letter(&letter, &mut value);
+                    self.lists.push(
+                        keys::dead_prefix(&stream),
+                        shared.options.max_dead_letters_per_stream,
+                        letter.id,
+                        value,
+                    );
+                    pending.push(Pending::Id(reply, letter.id));
+                }
+                Op::PurgeChannel { channel, reply } => {
+                    // Scans: earlier writes of the group must be in the engine, and the
+                    // deletions stand alone so that later writes of the group (a count key)
+                    // do not meet them in one batch.
+                    touched.clear();
+                    result = self
+                        .commit_part(&mut batch)
+                        .and_then(|()| journal::purge_channel(&shared.ks.meta, &mut batch, channel))
+                        .and_then(|()| self.commit_part(&mut batch));
+                    self.lists.forget_under(&keys::log_prefix(channel));
+                    self.lists.forget_under(&keys::dead_channel_prefix(channel));
+                    effects.push(Effect::ChannelPurged(channel));
+                    pending.push(Pending::Unit(reply));
+                }
+                Op::CommitState {
+                    stream,
+                    consumer,
+                    position,
+                    writes,
+                    reply,
+                } => {
+                    if let Some(position) = position {
+                        batch.insert(
+                            &shared.ks.checkpoints,
+                            keys::checkpoint(&stream, &consumer),
+                            position.as_bytes().to_vec(),
+                        );
+                    }
+                    for (key, value) in writes {
+                        match value {
+                            Some(v) => batch.insert(&shared.ks.meta, key, v),
+                            None => batch.remove(&shared.ks.meta, key),
+                        }
+                    }
+                    pending.push(Pending::Unit(reply));
+                }
+                Op::ForgetConsumer {
+                    stream,
+                    consumer,
+                    reply,
+                } => {
+                    // Like a purge: scan with the group's earlier writes in, then stand alone.
+                    touched.clear();
+                    result = self
+                        .commit_part(&mut batch)
+                        .and_then(|()| forget_consumer(&shared, &mut batch, &stream, &consumer))
+                        .and_then(|()| self.commit_part(&mut batch));
                     pending.push(Pending::Unit(reply));
                 }
                 Op::Shutdown { reply } => shutdown = Some(reply),
             }
         }
+        let result = result.and_then(|()| self.lists.flush(&shared.ks.meta, &mut batch));
         if self.ids.last() != first_id {
             batch.insert(
                 &shared.ks.meta,
@@ -300,15 +465,7 @@ impl Writer {
             tracing::error!(error = %e, "message log commit failed; the log stops accepting writes");
             let msg = e.to_string();
             for p in pending {
-                let err = LogError::Storage(msg.clone().into());
-                match p {
-                    Pending::Ids(reply, _) => {
-                        let _ = reply.send(Err(err));
-                    }
-                    Pending::Unit(reply) => {
-                        let _ = reply.send(Err(err));
-                    }
-                }
+                p.fail(LogError::Storage(msg.clone().into()));
             }
             return (false, shutdown);
         }
@@ -317,17 +474,11 @@ impl Writer {
                 Effect::StreamHead(state, head) => state.publish(head),
                 Effect::InboxInsert(inbox, added) => shared.inbox_insert(inbox, added),
                 Effect::InboxPurged(inbox) => shared.inbox_purged(inbox),
+                Effect::ChannelPurged(channel) => shared.channel_log_purged(channel),
             }
         }
         for p in pending {
-            match p {
-                Pending::Ids(reply, ids) => {
-                    let _ = reply.send(Ok(ids));
-                }
-                Pending::Unit(reply) => {
-                    let _ = reply.send(Ok(()));
-                }
-            }
+            p.succeed();
         }
         (true, shutdown)
     }
@@ -421,6 +572,32 @@ impl Writer {
         Ok((ids, Some((state, last))))
     }
 
+    /// Stamps log entries and queues them for the next flush; returns the head to publish
+    /// once durable (none when the list keeps nothing).
+    fn append_logs(
+        &mut self,
+        channel: Uuid,
+        entries: Vec<LogEntry>,
+    ) -> Result<Option<(Arc<StreamState>, Uuid)>> {
+        // Before anything is written, so a head loaded from disk never includes this append.
+        let state = self.shared.channel_log(channel)?;
+        let max = self.shared.options.max_log_entries_per_channel;
+        let now = now_ms();
+        let prefix = keys::log_prefix(channel);
+        let mut last = None;
+        for mut entry in entries {
+            entry.id = self.ids.next();
+            if entry.at == 0 {
+                entry.at = now;
+            }
+            let mut value = Vec::with_capacity(entry.text.len() + entry.level.len() + 48);
+            codec::encode_log_entry(&entry, &mut value);
+            self.lists.push(prefix.clone(), max, entry.id, value);
+            last = Some(entry.id);
+        }
+        Ok(last.filter(|_| max > 0).map(|id| (state, id)))
+    }
+
     #[allow(clippy::type_complexity)]
     fn enqueue(
         &mut self,
@@ -470,6 +647,17 @@ fn op_keys(op: &Op) -> Vec<Vec<u8>> {
         Op::SetCheckpoint {
             stream, consumer, ..
         } => vec![tagged(b'c', &keys::checkpoint(stream, consumer))],
+        Op::CommitState {
+            stream,
+            consumer,
+            position,
+            writes,
+            ..
+        } => position
+            .map(|_| tagged(b'c', &keys::checkpoint(stream, consumer)))
+            .into_iter()
+            .chain(writes.iter().map(|(k, _)| tagged(b's', k)))
+            .collect(),
         Op::Counts { inbox, counts } => counts
             .iter()
             .map(|(id, _, _)| tagged(b'm', &keys::inbox_message(*inbox, *id)))
@@ -477,10 +665,16 @@ fn op_keys(op: &Op) -> Vec<Vec<u8>> {
         Op::Complete { inbox, id, .. } | Op::DeadLetter { inbox, id, .. } => {
             vec![tagged(b'm', &keys::inbox_message(*inbox, *id))]
         }
-        // New ids never collide; a purge commits what came before it anyway.
-        Op::Append { .. } | Op::Enqueue { .. } | Op::Purge { .. } | Op::Shutdown { .. } => {
-            Vec::new()
-        }
+        // New ids never collide (list entries and counts are written once per batch by the
+        // flush); purges and forgets commit what came before them anyway.
+        Op::Append { .. }
+        | Op::Enqueue { .. }
+        | Op::Purge { .. }
+        | Op::AppendLogs { .. }
+        | Op::AppendDeadLetter { .. }
+        | Op::PurgeChannel { .. }
+        | Op::ForgetConsumer { .. }
+        | Op::Shutdown { .. } => Vec::new(),
     }
 }
 
@@ -507,6 +701,20 @@ fn purge(shared: &Shared, batch: &mut OwnedWriteBatch, inbox: Uuid) -> Result<()
     }
     for kv in shared.ks.dedup.prefix(keys::dedup_inbox_prefix(inbox)) {
         batch.remove(&shared.ks.dedup, kv.key()?);
+    }
+    Ok(())
+}
+
+/// Removes the consumer's checkpoint and every state key of it.
+fn forget_consumer(
+    shared: &Shared,
+    batch: &mut OwnedWriteBatch,
+    stream: &StreamId,
+    consumer: &str,
+) -> Result<()> {
+    batch.remove(&shared.ks.checkpoints, keys::checkpoint(stream, consumer));
+    for kv in shared.ks.meta.prefix(keys::state_prefix(stream, consumer)?) {
+        batch.remove(&shared.ks.meta, kv.key()?);
     }
     Ok(())
 }
