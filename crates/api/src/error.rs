@@ -192,4 +192,17 @@ impl From<mh_gateway::GatewayError> for ApiError {
     }
 }
 
+impl From<mh_fabric::FabricError> for ApiError {
+    fn from(error: mh_fabric::FabricError) -> Self {
+        use mh_fabric::ErrorKind;
+        let status = match error.kind {
+            ErrorKind::Invalid => StatusCode::BAD_REQUEST,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, error.code, error.message)
+    }
+}
+
 pub type ApiResult<T> = Result<T, ApiError>;

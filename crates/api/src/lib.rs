@@ -59,12 +59,33 @@ pub use state::{ApiConfig, AppState, MetricsRenderer};
         routes::handlers::create_definition,
         routes::handlers::list_definitions,
         routes::handlers::show_definition,
+        routes::handlers::update_definition,
         routes::handlers::show_version,
         routes::handlers::upload_package,
         routes::handlers::download_package,
         routes::handlers::activate,
         routes::handlers::pending_reviews,
         routes::handlers::review,
+        routes::channel_handlers::create,
+        routes::channel_handlers::list,
+        routes::channel_handlers::show,
+        routes::channel_handlers::replace,
+        routes::channel_handlers::delete,
+        routes::deployments::deploy,
+        routes::deployments::list,
+        routes::deployments::undeploy,
+        routes::deployments::environment_handlers,
+        routes::deployments::environment_handler,
+        routes::variables::list,
+        routes::variables::list_of,
+        routes::variables::upsert,
+        routes::variables::delete,
+        routes::variables::grants,
+        routes::variables::grant,
+        routes::variables::revoke,
+        routes::gallery::handlers,
+        routes::channel_logs::logs,
+        routes::channel_logs::dead_letters,
     ),
     modifiers(&BearerScheme),
 )]
@@ -101,6 +122,11 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(routes::system::openapi))
         .merge(routes::handlers::routes(state.config.upload_limit))
         .merge(routes::gateway::routes(&state))
+        .merge(routes::channel_handlers::routes())
+        .merge(routes::deployments::routes())
+        .merge(routes::variables::routes())
+        .merge(routes::gallery::routes())
+        .merge(routes::channel_logs::routes())
         .fallback(middleware::unknown_route)
         .method_not_allowed_fallback(middleware::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.body_limit))
@@ -109,6 +135,7 @@ pub fn router(state: AppState) -> Router {
             middleware::time_limit,
         ))
         .merge(routes::gateway::long_poll_routes(&state))
+        .merge(routes::channel_logs::long_poll_routes(&state))
         .layer(axum::middleware::from_fn(middleware::record_metrics))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
         .with_state(state)

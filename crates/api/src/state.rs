@@ -41,4 +41,8 @@ pub struct AppState {
     pub blobs: Arc<dyn mh_blobs::BlobStore>,
     /// Compiles uploaded components and checks them against the handler world.
     pub validator: Arc<mh_package::Validator>,
+    /// Checks handler configurations, runs deployed channels.
+    pub fabric: Arc<mh_fabric::Fabric>,
+    /// Each channel's log stream and dead letters, as the fabric writes them.
+    pub journal: Arc<dyn mh_log::ChannelJournal>,
 }

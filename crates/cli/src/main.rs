@@ -2,6 +2,7 @@
 
 mod admin;
 mod client;
+mod fabric;
 mod gateway;
 mod handlers;
 mod logging;
@@ -51,6 +52,14 @@ enum Command {
     /// Review uploaded handler versions (reviewer accounts).
     #[command(subcommand)]
     Review(handlers::ReviewCommand),
+    /// Deploy a channel to an environment (or redeploy it with its current handlers).
+    Deploy(fabric::DeployCommand),
+    /// Stop a channel's handlers in an environment.
+    Undeploy(fabric::DeployCommand),
+    /// Print a channel's log: `time level handler text` lines.
+    Logs(fabric::LogsCommand),
+    /// List the handlers anyone may add to a channel (built-ins and public definitions).
+    Gallery,
 }
 
 #[derive(clap::Args)]
@@ -94,6 +103,10 @@ fn main() -> ExitCode {
             Command::Definitions(command) => handlers::definitions(command).await,
             Command::Package(command) => handlers::package(command).await,
             Command::Review(command) => handlers::review(command).await,
+            Command::Deploy(command) => fabric::deploy(command).await,
+            Command::Undeploy(command) => fabric::undeploy(command).await,
+            Command::Logs(command) => fabric::logs(command).await,
+            Command::Gallery => fabric::gallery().await,
         }
     });
     match outcome {

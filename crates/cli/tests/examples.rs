@@ -4,27 +4,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use common::{mh, Server};
+use common::{build_example, examples_target, mh, workspace, Server};
 use serde_json::Value;
 
 const EXAMPLES: [&str; 2] = ["average-in-period", "filter"];
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// One target directory for every build of the examples, under the workspace's, so that a test
-/// run after the first only relinks what changed.
-fn examples_target() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target"))
-        .join("examples-wasm")
-}
 
 fn stdout_json(output: &Output) -> Value {
     assert!(
@@ -51,15 +38,7 @@ fn packages() -> &'static [Built] {
             .iter()
             .map(|&name| {
                 let zip = out.path().join(format!("{name}.zip"));
-                let output = mh()
-                    .args(["package", "build"])
-                    .arg(workspace().join("examples/handlers").join(name))
-                    .arg("--output")
-                    .arg(&zip)
-                    .env("CARGO_TARGET_DIR", examples_target())
-                    .output()
-                    .unwrap();
-                let summary = stdout_json(&output);
+                let summary = build_example(name, &zip);
                 Built {
                     name,
                     zip: std::fs::read(&zip).unwrap(),

@@ -7,7 +7,7 @@ use std::io::{Cursor, Write};
 use std::path::Path;
 use std::process::Output;
 
-use common::{assert_json_error, mh, Credentials, Server};
+use common::{assert_error, assert_json_error, mh, Answer, Credentials, Server};
 use serde_json::{json, Value};
 use wit_component::{ComponentEncoder, StringEncoding};
 use wit_parser::{LiftLowerAbi, ManglingAndAbi, Resolve};
@@ -903,6 +903,102 @@ async fn review_auto_accepts_on_upload() {
     assert_eq!(body["activeVersion"], "1.0");
 }
 
+/// `PATCH /handlers/{id}` with a JSON body.
+async fn patch_definition(server: &Server, bearer: &str, id: &str, body: Value) -> Answer {
+    server
+        .request(
+            "PATCH",
+            &format!("/handlers/{id}"),
+            &[
+                ("Authorization", bearer),
+                ("Content-Type", "application/json"),
+            ],
+            body.to_string(),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn only_the_owner_makes_a_definition_public() {
+    let server = Server::start(&[]);
+    let alice = server.create_account("alice", &[]);
+    let bob = server.create_account("bob", &[]);
+    let alice_bearer = server.bearer(&alice).await;
+    let bob_bearer = server.bearer(&bob).await;
+
+    // Private unless the creator says otherwise.
+    let id = server.create_definition(&alice_bearer, "shared").await;
+    let (status, body) = server
+        .get(&format!("/handlers/definitions/{id}"), &alice_bearer)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["public"], false);
+    let (status, body) = server
+        .post_json(
+            "/handlers/definitions",
+            &alice_bearer,
+            json!({"name": "open", "public": true}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["public"], true);
+
+    let answer = patch_definition(&server, &alice_bearer, &id, json!({"public": true})).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.body["identifier"], id.as_str());
+    assert_eq!(answer.body["name"], "shared");
+    assert_eq!(answer.body["public"], true);
+    assert_eq!(answer.body["versions"], json!([]));
+    let (_, body) = server
+        .get(&format!("/handlers/definitions/{id}"), &alice_bearer)
+        .await;
+    assert_eq!(body["public"], true);
+
+    // Someone else's definition answers 404 as if it did not exist, body or no body.
+    let missing = format!("no handler definition {id}");
+    for body in [json!({"public": false}), json!({})] {
+        let answer = patch_definition(&server, &bob_bearer, &id, body).await;
+        assert_error(&answer, 404, "not_found", &missing);
+    }
+    let answer =
+        patch_definition(&server, &bob_bearer, "not-a-uuid", json!({"public": true})).await;
+    assert_error(
+        &answer,
+        404,
+        "not_found",
+        "no handler definition not-a-uuid",
+    );
+    let (_, body) = server
+        .get(&format!("/handlers/definitions/{id}"), &alice_bearer)
+        .await;
+    assert_eq!(body["public"], true, "bob changed nothing");
+
+    // The body must say what to set.
+    for body in [
+        json!({}),
+        json!({"public": null}),
+        json!({"description": "other"}),
+    ] {
+        let answer = patch_definition(&server, &alice_bearer, &id, body).await;
+        assert_error(
+            &answer,
+            400,
+            "invalid_body",
+            "the body must set \"public\" to true or false",
+        );
+    }
+    let answer = patch_definition(&server, &alice_bearer, &id, json!({"public": "yes"})).await;
+    assert_error(&answer, 422, "invalid_body", "expected a boolean");
+
+    let answer = patch_definition(&server, &alice_bearer, &id, json!({"public": false})).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.body["public"], false);
+    let (_, body) = server
+        .get(&format!("/handlers/definitions/{id}"), &alice_bearer)
+        .await;
+    assert_eq!(body["public"], false);
+}
+
 #[tokio::test]
 async fn the_openapi_document_lists_the_handler_routes() {
     let server = Server::start(&[]);
@@ -920,6 +1016,7 @@ async fn the_openapi_document_lists_the_handler_routes() {
         "/handlers/definitions/{definitionid}/{version}/package",
         "/handlers/definitions/{definitionid}/{version}/review",
         "/handlers/definitions/{definitionid}/activate",
+        "/handlers/{definitionid}",
         "/reviews",
     ] {
         assert!(document["paths"].get(path).is_some(), "{path} missing");

@@ -29,11 +29,11 @@ pub enum TriggerError {
 }
 
 /// What a trigger can see besides the message.
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize)]
 pub struct Scope<'a> {
     pub channel: &'a str,
     pub environment: &'a str,
-    pub variables: BTreeMap<String, String>,
+    pub variables: &'a BTreeMap<String, String>,
 }
 
 /// A compiled trigger.
@@ -82,12 +82,11 @@ impl Trigger {
             expression: self.expression.clone(),
             reason,
         };
+        // Converted once and bound twice: the conversion is the costly part of an evaluation.
+        let bound = cel::to_value(message).map_err(|e| failed(e.to_string()))?;
         let mut context = Context::default();
-        for name in ["msg", "message"] {
-            context
-                .add_variable(name, message)
-                .map_err(|e| failed(e.to_string()))?;
-        }
+        context.add_variable_from_value("msg", bound.clone());
+        context.add_variable_from_value("message", bound);
         context
             .add_variable("channel", scope.channel)
             .map_err(|e| failed(e.to_string()))?;
@@ -95,7 +94,7 @@ impl Trigger {
             .add_variable("environment", scope.environment)
             .map_err(|e| failed(e.to_string()))?;
         context
-            .add_variable("variables", &scope.variables)
+            .add_variable("variables", scope.variables)
             .map_err(|e| failed(e.to_string()))?;
         match self.program.execute(&context) {
             Ok(Value::Bool(result)) => Ok(result),
@@ -111,9 +110,14 @@ mod tests {
     use serde_json::json;
 
     fn check(expression: &str, message: serde_json::Value) -> Result<bool, TriggerError> {
-        Trigger::compile(expression)
-            .unwrap()
-            .evaluate(&message, &Scope::default())
+        Trigger::compile(expression).unwrap().evaluate(
+            &message,
+            &Scope {
+                channel: "",
+                environment: "",
+                variables: &BTreeMap::new(),
+            },
+        )
     }
 
     #[test]
@@ -153,10 +157,11 @@ mod tests {
     fn scope_values_are_visible() {
         let trigger =
             Trigger::compile(r#"channel == "sensors" && variables.Limit == "5""#).unwrap();
+        let variables = BTreeMap::from([("Limit".to_string(), "5".to_string())]);
         let scope = Scope {
             channel: "sensors",
             environment: "local",
-            variables: BTreeMap::from([("Limit".to_string(), "5".to_string())]),
+            variables: &variables,
         };
         assert_eq!(trigger.evaluate(&json!({}), &scope), Ok(true));
     }

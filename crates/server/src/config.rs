@@ -112,6 +112,27 @@ pub struct ServeOptions {
     /// Who accepts uploaded handler versions: a reviewer account, or the server on upload.
     #[arg(long, env = "MH_REVIEW", value_enum)]
     pub review: Option<ReviewMode>,
+    /// Tries of a message that a handler keeps failing on before it moves to the channel's
+    /// dead letters [default: 3].
+    #[arg(long, env = "MH_HANDLER_ATTEMPTS")]
+    pub handler_attempts: Option<u32>,
+    /// Milliseconds between the first and second try of a failing message; doubles after each
+    /// further try [default: 100].
+    #[arg(long, env = "MH_HANDLER_RETRY_BACKOFF_MS")]
+    pub handler_retry_backoff_ms: Option<u64>,
+    /// Most messages a handler gets in one batch [default: 500].
+    #[arg(long, env = "MH_HANDLER_BATCH_SIZE")]
+    pub handler_batch_size: Option<usize>,
+    /// Largest memory of one WebAssembly handler, in MiB [default: 64].
+    #[arg(long, env = "MH_HANDLER_MEMORY_MIB")]
+    pub handler_memory_mib: Option<usize>,
+    /// Longest one call into a WebAssembly handler may run, in milliseconds [default: 2000].
+    #[arg(long, env = "MH_HANDLER_TIME_LIMIT_MS")]
+    pub handler_time_limit_ms: Option<u64>,
+    /// Most handler hops a message may make before it is dead-lettered (loop protection)
+    /// [default: 16].
+    #[arg(long, env = "MH_MAX_HOPS")]
+    pub max_hops: Option<u32>,
 }
 
 /// Settings with every default applied.
@@ -138,6 +159,7 @@ pub struct ServeConfig {
     pub upload_limit: usize,
     pub package_limits: mh_package::Limits,
     pub review: ReviewMode,
+    pub fabric: mh_fabric::FabricConfig,
 }
 
 pub const DEFAULT_SCOPE: &str = "http://api.messagehandler.net/";
@@ -201,6 +223,14 @@ impl ServeOptions {
                 .package_max_uncompressed
                 .or(lower.package_max_uncompressed),
             review: self.review.or(lower.review),
+            handler_attempts: self.handler_attempts.or(lower.handler_attempts),
+            handler_retry_backoff_ms: self
+                .handler_retry_backoff_ms
+                .or(lower.handler_retry_backoff_ms),
+            handler_batch_size: self.handler_batch_size.or(lower.handler_batch_size),
+            handler_memory_mib: self.handler_memory_mib.or(lower.handler_memory_mib),
+            handler_time_limit_ms: self.handler_time_limit_ms.or(lower.handler_time_limit_ms),
+            max_hops: self.max_hops.or(lower.max_hops),
         }
     }
 
@@ -211,6 +241,40 @@ impl ServeOptions {
                 "token_lifetime must be at least 1 second".into(),
             ));
         }
+        let package_limits = mh_package::Limits {
+            max_entries: self.package_max_entries.unwrap_or(1000),
+            max_uncompressed: self.package_max_uncompressed.unwrap_or(128 * 1024 * 1024),
+        };
+        let fabric_defaults = mh_fabric::FabricConfig::default();
+        let fabric = mh_fabric::FabricConfig {
+            batch_size: self
+                .handler_batch_size
+                .unwrap_or(fabric_defaults.batch_size)
+                .clamp(1, 10_000),
+            max_attempts: self
+                .handler_attempts
+                .unwrap_or(fabric_defaults.max_attempts)
+                .max(1),
+            retry_backoff: self
+                .handler_retry_backoff_ms
+                .map_or(fabric_defaults.retry_backoff, Duration::from_millis),
+            max_hops: self.max_hops.unwrap_or(fabric_defaults.max_hops).max(1),
+            limits: mh_fabric::host::Limits {
+                memory_bytes: self
+                    .handler_memory_mib
+                    .map_or(fabric_defaults.limits.memory_bytes, |mib| {
+                        mib.max(1).saturating_mul(1 << 20)
+                    }),
+                call_time: self
+                    .handler_time_limit_ms
+                    .map_or(fabric_defaults.limits.call_time, |ms| {
+                        Duration::from_millis(ms.max(10))
+                    }),
+                ..fabric_defaults.limits.clone()
+            },
+            package_limits,
+            ..fabric_defaults
+        };
         Ok(ServeConfig {
             listen: self
                 .listen
@@ -245,11 +309,9 @@ impl ServeOptions {
             registration_per_ip: doubled_burst(rate(self.registration_rate, 20)),
             registration_per_endpoint: doubled_burst(rate(self.endpoint_registration_rate, 100)),
             upload_limit: self.upload_limit.unwrap_or(32 * 1024 * 1024),
-            package_limits: mh_package::Limits {
-                max_entries: self.package_max_entries.unwrap_or(1000),
-                max_uncompressed: self.package_max_uncompressed.unwrap_or(128 * 1024 * 1024),
-            },
+            package_limits,
             review: self.review.unwrap_or_default(),
+            fabric,
         })
     }
 }

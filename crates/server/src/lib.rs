@@ -55,6 +55,8 @@ pub enum ServerError {
     Log(#[from] mh_log::LogError),
     #[error("cannot start the gateway: {0}")]
     Gateway(#[from] mh_gateway::GatewayError),
+    #[error("cannot start the fabric: {0}")]
+    Fabric(#[from] mh_fabric::FabricError),
     #[error("server failure: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -95,6 +97,7 @@ pub async fn serve(
     let log_dir = config.data_dir.clone();
     let log_options = mh_log::LogOptions {
         max_delivery_count: config.max_deliveries,
+        ..Default::default()
     };
     // Opening recovers after a crash and may read for a while: keep it off the async workers.
     let log = tokio::task::spawn_blocking(move || mh_log::EmbeddedLog::open(&log_dir, log_options))
@@ -148,6 +151,24 @@ pub async fn serve(
             registration_per_ip: config.registration_per_ip.quota(),
         },
     ));
+    let blobs: Arc<dyn mh_blobs::BlobStore> =
+        Arc::new(FsBlobStore::new(config.data_dir.join("blobs")));
+    let shared_log = Arc::new(log.clone());
+    let fabric = Arc::new(mh_fabric::Fabric::new(
+        mh_fabric::FabricParts {
+            store: store.clone(),
+            log: shared_log.clone(),
+            inboxes: shared_log.clone(),
+            journal: shared_log.clone(),
+            states: shared_log,
+            blobs: blobs.clone(),
+        },
+        mh_fabric::FabricConfig {
+            compiled_dir: Some(config.data_dir.join("compiled")),
+            ..config.fabric.clone()
+        },
+    )?);
+    fabric.start().await?;
     let state = AppState {
         store: store.clone(),
         tokens: tokens.clone(),
@@ -163,9 +184,11 @@ pub async fn serve(
         }),
         limiter: limiter.clone(),
         metrics,
-        blobs: Arc::new(FsBlobStore::new(config.data_dir.join("blobs"))),
+        blobs,
         validator: Arc::new(Validator::new()?),
         gateway: gateway.clone(),
+        fabric: fabric.clone(),
+        journal: Arc::new(log.clone()),
     };
 
     let upkeep = tokio::spawn(upkeep::run(
@@ -186,6 +209,7 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await;
     upkeep.abort();
+    fabric.shutdown().await;
     // Everything acknowledged is already durable; closing lets the writer finish cleanly.
     if let Err(error) = log.close().await {
         tracing::warn!(%error, "cannot close the message log cleanly");

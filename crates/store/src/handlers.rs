@@ -16,6 +16,8 @@ pub struct HandlerDefinition {
     pub description: String,
     /// The version (as written) used when a handler is added without one; only an accepted one.
     pub active_version: Option<String>,
+    /// Visible to every account, not only to its owner (see [`HandlerStore::public_definitions`]).
+    pub public: bool,
     pub created_at: OffsetDateTime,
 }
 
@@ -92,6 +94,10 @@ pub trait HandlerStore: Send + Sync {
     async fn create_definition(&self, definition: &HandlerDefinition) -> Result<()>;
     async fn definition(&self, id: Uuid) -> Result<Option<HandlerDefinition>>;
     async fn definitions_of(&self, account: Uuid) -> Result<Vec<HandlerDefinition>>;
+    /// Sets whether the definition is public; answers `false` when it is missing.
+    async fn set_definition_public(&self, id: Uuid, public: bool) -> Result<bool>;
+    /// Every public definition of every account, by name.
+    async fn public_definitions(&self) -> Result<Vec<HandlerDefinition>>;
 
     /// Stores the version if it is higher than every version of its definition, atomically: of
     /// concurrent uploads of one version exactly one is inserted.

@@ -9,9 +9,11 @@
 mod channels;
 mod endpoints;
 mod error;
+mod fabric;
 mod handlers;
 mod model;
 mod sqlite;
+mod variables;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
@@ -22,11 +24,13 @@ pub use endpoints::{
     Device, DeviceAdmission, Direction, Endpoint, EndpointStore, Registration, Route,
 };
 pub use error::{Result, StoreError};
+pub use fabric::{Deployment, FabricStore, HandlerConfiguration, OutputRoute};
 pub use handlers::{
     HandlerDefinition, HandlerStore, HandlerVersion, Review, VersionInsert, VersionStatus,
 };
 pub use model::{Account, AccountKind, Client, Environment, RefreshToken};
 pub use sqlite::SqliteStore;
+pub use variables::{ScopeType, Variable, VariableStore};
 
 /// Name of the environment that exists on every installation.
 pub const DEFAULT_ENVIRONMENT: &str = "local";
@@ -73,7 +77,14 @@ pub trait EnvironmentStore: Send + Sync {
 /// Everything the platform keeps about its control plane.
 #[async_trait]
 pub trait MetadataStore:
-    AccountStore + TokenStore + EnvironmentStore + ChannelStore + EndpointStore + HandlerStore
+    AccountStore
+    + TokenStore
+    + EnvironmentStore
+    + ChannelStore
+    + EndpointStore
+    + HandlerStore
+    + FabricStore
+    + VariableStore
 {
     /// Flushes and closes the store; called on graceful shutdown.
     async fn close(&self);

@@ -1,9 +1,9 @@
-//! Channels (handlers inside them come with the fabric) and the channel tail, which shows what
-//! reaches a channel's stream without consuming it.
+//! Channels and the channel tail, which shows what reaches a channel's stream without consuming
+//! it. The handlers placed in channels are in `channel_handlers`.
 
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use mh_store::{Channel, DEFAULT_ENVIRONMENT};
 use serde::{Deserialize, Serialize};
@@ -15,7 +15,7 @@ use super::environments::{resolve_environment, validate_name};
 use super::messages::{MessageList, MessageView};
 use crate::authenticate::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::Json;
+use crate::extract::{Json, Query};
 use crate::state::AppState;
 
 #[derive(Serialize, ToSchema)]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use axum::Router;
 use mh_blobs::Digest;
 use mh_package::{Manifest, Version};
@@ -37,6 +37,7 @@ pub fn routes(upload_limit: usize) -> Router<AppState> {
             post(create_definition).get(list_definitions),
         )
         .route("/handlers/definitions/{definitionid}", get(show_definition))
+        .route("/handlers/{definitionid}", patch(update_definition))
         .route(
             "/handlers/definitions/{definitionid}/activate",
             post(activate),
@@ -64,6 +65,16 @@ pub struct NewDefinition {
     name: String,
     #[serde(default)]
     description: String,
+    /// Whether every account may see and use the definition; false unless set.
+    #[serde(default)]
+    public: bool,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct DefinitionUpdate {
+    /// Whether every account may see and use the definition. Required.
+    #[schema(value_type = bool, required = true)]
+    public: Option<bool>,
 }
 
 /// One configuration field of a version, as the original platform listed it.
@@ -140,6 +151,8 @@ pub struct DefinitionView {
     created_at: OffsetDateTime,
     /// The version used when the handler is added to a channel without one.
     active_version: Option<String>,
+    /// Whether every account may see and use the definition.
+    public: bool,
     /// Every uploaded version, lowest first.
     versions: Vec<VersionView>,
 }
@@ -233,6 +246,7 @@ async fn definition_view(
         owner: definition.account_id,
         created_at: definition.created_at,
         active_version: definition.active_version.clone(),
+        public: definition.public,
         versions,
     })
 }
@@ -339,6 +353,7 @@ pub async fn create_definition(
         name: name.to_string(),
         description: request.description,
         active_version: None,
+        public: request.public,
         created_at: OffsetDateTime::now_utc(),
     };
     state.store.create_definition(&definition).await?;
@@ -384,6 +399,43 @@ pub async fn show_definition(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<DefinitionView>> {
+    let definition = owned_definition(&state, &caller, &id).await?;
+    Ok(axum::Json(definition_view(&state, &definition).await?))
+}
+
+#[utoipa::path(
+    patch,
+    path = "/handlers/{definitionid}",
+    tag = "handlers",
+    security(("bearer" = [])),
+    params(("definitionid" = String, Path, description = "Definition identifier")),
+    request_body = DefinitionUpdate,
+    responses(
+        (status = 200, description = "The definition with its new setting", body = DefinitionView),
+        (status = 400, description = "The body does not set `public`", body = ErrorBody),
+        (status = 404, description = "No such definition of the caller", body = ErrorBody),
+    )
+)]
+pub async fn update_definition(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(request): Json<DefinitionUpdate>,
+) -> ApiResult<axum::Json<DefinitionView>> {
+    let definition = owned_definition(&state, &caller, &id).await?;
+    let Some(public) = request.public else {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "the body must set \"public\" to true or false",
+        ));
+    };
+    if !state
+        .store
+        .set_definition_public(definition.id, public)
+        .await?
+    {
+        return Err(definition_not_found(&id));
+    }
     let definition = owned_definition(&state, &caller, &id).await?;
     Ok(axum::Json(definition_view(&state, &definition).await?))
 }

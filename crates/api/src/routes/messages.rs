@@ -63,7 +63,7 @@ pub struct MessageView {
     body_base64: Option<String>,
 }
 
-fn rfc3339_millis(millis: i64) -> String {
+pub(crate) fn rfc3339_millis(millis: i64) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
         .ok()
         .and_then(|t| {

@@ -1,10 +1,15 @@
 pub mod accounts;
 pub mod authorize;
+pub mod channel_handlers;
+pub mod channel_logs;
 pub mod channels;
+pub mod deployments;
 pub mod devices;
 pub mod endpoints;
 pub mod environments;
+pub mod gallery;
 pub mod gateway;
 pub mod handlers;
 pub mod messages;
 pub mod system;
+pub mod variables;

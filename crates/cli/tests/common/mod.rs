@@ -350,3 +350,83 @@ impl Server {
             .expect("run mh")
     }
 }
+
+/// The workspace's root directory.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// One target directory for every build of the example handlers, under the workspace's, so that
+/// a test run after the first only relinks what changed.
+pub fn examples_target() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"))
+        .join("examples-wasm")
+}
+
+/// Builds `examples/handlers/<name>` with `mh package build` into `zip`; answers the command's
+/// JSON summary. Needs the wasm32-wasip2 target.
+pub fn build_example(name: &str, zip: &Path) -> Value {
+    let output = mh()
+        .args(["package", "build"])
+        .arg(workspace().join("examples/handlers").join(name))
+        .arg("--output")
+        .arg(zip)
+        .env("CARGO_TARGET_DIR", examples_target())
+        .output()
+        .expect("run mh package build");
+    assert!(
+        output.status.success(),
+        "mh package build {name} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("summary JSON")
+}
+
+/// A zip file of `entries` (name, content), deflated.
+pub fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write;
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (name, content) in entries {
+        writer.start_file(*name, options).expect("zip entry");
+        writer.write_all(content).expect("zip write");
+    }
+    writer.finish().expect("zip finish").into_inner()
+}
+
+/// A package of the fabric's test guest (`crates/fabric/tests/guest.wat`: per message, `t` traps,
+/// `l` loops, `m` hogs memory, `o` floods outputs, `e` fails; anything else is echoed to the
+/// subject `echo`), named `name`.
+pub fn guest_package(name: &str) -> Vec<u8> {
+    let mut module = wat::parse_str(include_str!("../../../fabric/tests/guest.wat")).expect("WAT");
+    let mut resolve = wit_parser::Resolve::default();
+    let package = resolve
+        .push_str("handler.wit", include_str!("../../../../wit/handler.wit"))
+        .expect("handler WIT");
+    let world = resolve
+        .select_world(&[package], Some("handler"))
+        .expect("handler world");
+    wit_component::embed_component_metadata(
+        &mut module,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+    )
+    .expect("component metadata");
+    let component = wit_component::ComponentEncoder::default()
+        .module(&module)
+        .expect("module")
+        .validate(true)
+        .encode()
+        .expect("component");
+    let manifest = format!(
+        "name = \"{name}\"\nruntime = \"wasm-component\"\nruntime_version = \"1.0.0\"\ncomponent = \"handler.wasm\"\noutput_subjects = [\"echo\"]\n"
+    );
+    zip_of(&[
+        ("handler.toml", manifest.as_bytes()),
+        ("handler.wasm", &component),
+    ])
+}

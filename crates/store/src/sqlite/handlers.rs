@@ -23,6 +23,7 @@ fn definition_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<HandlerDefinitio
         name: row.try_get("name")?,
         description: row.try_get("description")?,
         active_version: row.try_get("active_version")?,
+        public: row.try_get("public")?,
         created_at: timestamp(row.try_get("created_at")?)?,
     })
 }
@@ -63,13 +64,14 @@ fn version_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<HandlerVersion> {
 impl HandlerStore for SqliteStore {
     async fn create_definition(&self, definition: &HandlerDefinition) -> Result<()> {
         sqlx::query(
-            "INSERT INTO handler_definitions (id, account_id, name, description, active_version_key, created_at)
-             VALUES (?, ?, ?, ?, NULL, ?)",
+            "INSERT INTO handler_definitions (id, account_id, name, description, active_version_key, public, created_at)
+             VALUES (?, ?, ?, ?, NULL, ?, ?)",
         )
         .bind(definition.id.to_string())
         .bind(definition.account_id.to_string())
         .bind(&definition.name)
         .bind(&definition.description)
+        .bind(definition.public)
         .bind(definition.created_at.unix_timestamp())
         .execute(&self.pool)
         .await
@@ -99,6 +101,27 @@ impl HandlerStore for SqliteStore {
             "{DEFINITION_SELECT} WHERE d.account_id = ? ORDER BY d.name"
         ))
         .bind(account.to_string())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(definition_from_row)
+        .collect()
+    }
+
+    async fn set_definition_public(&self, id: Uuid, public: bool) -> Result<bool> {
+        let updated = sqlx::query("UPDATE handler_definitions SET public = ? WHERE id = ?")
+            .bind(public)
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    async fn public_definitions(&self) -> Result<Vec<HandlerDefinition>> {
+        // Names are unique per account only; the id keeps equal names in a stable order.
+        sqlx::query(&format!(
+            "{DEFINITION_SELECT} WHERE d.public = TRUE ORDER BY d.name, d.id"
+        ))
         .fetch_all(&self.pool)
         .await?
         .iter()
@@ -304,6 +327,7 @@ mod tests {
             name: "avg".into(),
             description: String::new(),
             active_version: None,
+            public: false,
             created_at: OffsetDateTime::now_utc(),
         };
         store.create_definition(&definition).await.unwrap();
@@ -378,5 +402,59 @@ mod tests {
         assert_eq!(pending[0].version, "1.0");
         assert!(store.package_in_use(&"d".repeat(64)).await.unwrap());
         assert!(!store.package_in_use("e").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn public_definitions_span_accounts_in_name_order() {
+        use crate::sqlite::test_support::{account, open_store};
+
+        let (_dir, store) = open_store().await;
+        let alice = account(&store, "alice").await;
+        let bob = account(&store, "bob").await;
+        let definition = |owner, name: &str, public| HandlerDefinition {
+            id: Uuid::new_v4(),
+            account_id: owner,
+            name: name.into(),
+            description: String::new(),
+            active_version: None,
+            public,
+            created_at: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
+        };
+        let zeta = definition(alice, "zeta", true);
+        let hidden = definition(alice, "hidden", false);
+        let beta = definition(bob, "beta", false);
+        for d in [&zeta, &hidden, &beta] {
+            store.create_definition(d).await.unwrap();
+        }
+        assert_eq!(store.definition(zeta.id).await.unwrap(), Some(zeta.clone()));
+        assert_eq!(
+            store.public_definitions().await.unwrap(),
+            vec![zeta.clone()]
+        );
+
+        assert!(store.set_definition_public(beta.id, true).await.unwrap());
+        let beta = HandlerDefinition {
+            public: true,
+            ..beta
+        };
+        assert_eq!(
+            store.public_definitions().await.unwrap(),
+            [beta.clone(), zeta.clone()]
+        );
+        assert!(store.set_definition_public(zeta.id, false).await.unwrap());
+        // Setting the current value again still finds the definition.
+        assert!(store.set_definition_public(zeta.id, false).await.unwrap());
+        assert_eq!(
+            store.public_definitions().await.unwrap(),
+            vec![beta.clone()]
+        );
+        assert!(!store.definition(zeta.id).await.unwrap().unwrap().public);
+        assert!(!store
+            .set_definition_public(Uuid::new_v4(), true)
+            .await
+            .unwrap());
+        // The owner's listing shows the flag too.
+        let of_bob = store.definitions_of(bob).await.unwrap();
+        assert_eq!(of_bob, [beta]);
     }
 }

@@ -21,8 +21,12 @@ use crate::{Client, EnvironmentStore, MetadataStore, Result, StoreError, DEFAULT
 mod accounts;
 mod channels;
 mod endpoints;
+mod fabric;
 mod handlers;
 mod refresh_writer;
+#[cfg(test)]
+mod test_support;
+mod variables;
 
 /// File name of the database inside the data directory.
 pub const DATABASE_FILE: &str = "metadata.db";
