@@ -143,7 +143,9 @@ impl Fabric {
                 format!("a handler's name is 1-{MAX_NAME} characters without control characters"),
             ));
         }
+        // Whole seconds: what the store keeps, so the answer matches later reads.
         let now = OffsetDateTime::now_utc();
+        let now = now.replace_nanosecond(0).unwrap_or(now);
         Ok(HandlerConfiguration {
             id: existing.map_or_else(Uuid::new_v4, |e| e.id),
             channel_id: channel.id,

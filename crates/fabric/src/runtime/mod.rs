@@ -601,6 +601,7 @@ impl Fabric {
             processor,
             status,
             position: None,
+            unsaved_since: None,
         })
     }
 

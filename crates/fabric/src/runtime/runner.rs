@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::future::BoxFuture;
 use mh_log::{Envelope, LogEntry, StreamDeadLetter, StreamId};
 use mh_store::OutputRoute;
 use tokio::sync::watch;
@@ -32,7 +33,13 @@ pub(crate) struct Runner {
     pub processor: Processor,
     pub status: Arc<StatusCell>,
     pub position: Option<Uuid>,
+    /// Since when `position` is ahead of the stored checkpoint by messages the handler skipped.
+    /// Skipped messages are skipped again after a crash, so that write can wait and be shared.
+    pub unsaved_since: Option<Instant>,
 }
+
+/// Longest a checkpoint past skipped messages stays unwritten.
+const SKIP_CHECKPOINT_DELAY: Duration = Duration::from_millis(250);
 
 impl Runner {
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
@@ -53,7 +60,7 @@ impl Runner {
             };
             let stepped = match read {
                 Ok(batch) if !batch.is_empty() => self.step(batch).await,
-                Ok(_) => Ok(()),
+                Ok(_) => self.save_position().await,
                 Err(error) => Err(error.into()),
             };
             if let Err(error) = stepped {
@@ -67,6 +74,22 @@ impl Runner {
                 next_tick = Instant::now() + interval;
             }
         }
+        if let Err(error) = self.save_position().await {
+            tracing::warn!(handler = %self.handler, error = %error.message, "the checkpoint past skipped messages was not saved; they will be skipped again");
+        }
+    }
+
+    /// Writes a checkpoint that only skipped messages moved.
+    async fn save_position(&mut self) -> Result<()> {
+        if let (Some(_), Some(position)) = (self.unsaved_since, self.position) {
+            self.shared
+                .parts
+                .states
+                .commit(self.stream, &self.consumer, Some(position), Vec::new())
+                .await?;
+            self.unsaved_since = None;
+        }
+        Ok(())
     }
 
     /// Processes one batch read from the stream and commits the checkpoint past it.
@@ -81,9 +104,15 @@ impl Runner {
                 .filter(|m| subjects.contains(m.subject.as_deref().unwrap_or("")))
                 .collect(),
         };
-        if !relevant.is_empty() {
-            self.process(&relevant).await?;
+        if relevant.is_empty() {
+            self.position = Some(last);
+            let since = *self.unsaved_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= SKIP_CHECKPOINT_DELAY {
+                self.save_position().await?;
+            }
+            return Ok(());
         }
+        self.process(&relevant).await?;
         let writes = self.processor.take_writes();
         self.shared
             .parts
@@ -91,6 +120,7 @@ impl Runner {
             .commit(self.stream, &self.consumer, Some(last), writes)
             .await?;
         self.position = Some(last);
+        self.unsaved_since = None;
         Ok(())
     }
 
@@ -208,7 +238,19 @@ impl Runner {
             .last()
             .map(|m| m.partition_key.clone())
             .unwrap_or_default();
-        let log = &self.shared.parts.log;
+        // The writes of one unit of work are independent of each other: issued together they
+        // share the log's group commits instead of waiting for one fsync each.
+        let shared = self.shared.clone();
+        let environment = self.stream.environment;
+        let mut writes: Vec<BoxFuture<'_, Result<()>>> = Vec::new();
+        let mut append = |stream: StreamId, envelopes: Vec<Envelope>| {
+            let shared = shared.clone();
+            writes.push(Box::pin(async move {
+                shared.parts.log.append(stream, envelopes).await?;
+                Ok(())
+            }));
+        };
+        let mut enqueues: HashMap<Uuid, Vec<Envelope>> = HashMap::new();
         if !outputs.is_empty() {
             let envelopes: Vec<Envelope> = outputs
                 .into_iter()
@@ -234,49 +276,56 @@ impl Runner {
                 for envelope in envelopes {
                     self.dead_letter(envelope, 0, reason.clone()).await?;
                 }
-            } else {
-                // Few routes per handler: a list beats a map here.
-                let mut forwarded: Vec<(OutputRoute, Vec<Envelope>)> = Vec::new();
-                for envelope in &envelopes {
-                    let subject = envelope.subject.as_deref().unwrap_or("");
-                    let Some(route) = self.routes.get(subject) else {
-                        continue;
-                    };
-                    match forwarded.iter_mut().find(|(r, _)| r == route) {
-                        Some((_, list)) => list.push(envelope.clone()),
-                        None => forwarded.push((*route, vec![envelope.clone()])),
-                    }
-                }
-                log.append(self.stream, envelopes).await?;
-                for (route, envelopes) in forwarded {
-                    match route {
-                        OutputRoute::Channel(channel) => {
-                            let stream = StreamId::new(channel, self.stream.environment);
-                            log.append(stream, envelopes).await?;
-                        }
-                        OutputRoute::Endpoint(endpoint) => {
-                            let envelopes = envelopes
-                                .into_iter()
-                                .map(|mut e| {
-                                    e.endpoint = Some(endpoint);
-                                    e
-                                })
-                                .collect();
-                            self.shared
-                                .parts
-                                .inboxes
-                                .enqueue(endpoint, envelopes)
-                                .await?;
+                return self.enqueue_all(deliveries, enqueues).await;
+            }
+            // Few routes per handler: a list beats a map here.
+            let mut to_channels: Vec<(Uuid, Vec<Envelope>)> = Vec::new();
+            for envelope in &envelopes {
+                let subject = envelope.subject.as_deref().unwrap_or("");
+                match self.routes.get(subject) {
+                    Some(OutputRoute::Channel(channel)) => {
+                        match to_channels.iter_mut().find(|(c, _)| c == channel) {
+                            Some((_, list)) => list.push(envelope.clone()),
+                            None => to_channels.push((*channel, vec![envelope.clone()])),
                         }
                     }
+                    Some(OutputRoute::Endpoint(endpoint)) => {
+                        let mut routed = envelope.clone();
+                        routed.endpoint = Some(*endpoint);
+                        enqueues.entry(*endpoint).or_default().push(routed);
+                    }
+                    None => {}
                 }
             }
+            append(self.stream, envelopes);
+            for (channel, envelopes) in to_channels {
+                append(StreamId::new(channel, environment), envelopes);
+            }
         }
-        let mut by_endpoint: HashMap<Uuid, Vec<Envelope>> = HashMap::new();
         for (endpoint, envelope) in deliveries {
-            by_endpoint.entry(endpoint).or_default().push(envelope);
+            enqueues.entry(endpoint).or_default().push(envelope);
         }
-        for (endpoint, envelopes) in by_endpoint {
+        for (endpoint, envelopes) in enqueues {
+            let shared = self.shared.clone();
+            writes.push(Box::pin(async move {
+                shared.parts.inboxes.enqueue(endpoint, envelopes).await?;
+                Ok(())
+            }));
+        }
+        futures_util::future::try_join_all(writes).await?;
+        Ok(())
+    }
+
+    /// Inbox deliveries of a unit of work whose outputs were dead-lettered.
+    async fn enqueue_all(
+        &mut self,
+        deliveries: Vec<(Uuid, Envelope)>,
+        mut enqueues: HashMap<Uuid, Vec<Envelope>>,
+    ) -> Result<()> {
+        for (endpoint, envelope) in deliveries {
+            enqueues.entry(endpoint).or_default().push(envelope);
+        }
+        for (endpoint, envelopes) in enqueues {
             self.shared
                 .parts
                 .inboxes
