@@ -24,14 +24,14 @@ impl Http {
         }
     }
 
-    /// Sends a request and returns the status and the JSON body (`Null` when there is none).
-    pub async fn call(
+    /// Sends a request and returns the status and the body's bytes.
+    pub async fn raw(
         &self,
         method: Method,
         path: &str,
         headers: &[(&str, &str)],
         body: Vec<u8>,
-    ) -> anyhow::Result<(u16, Value)> {
+    ) -> anyhow::Result<(u16, Bytes)> {
         let mut request = Request::builder()
             .method(method)
             .uri(format!("{}{}", self.base, path));
@@ -44,7 +44,18 @@ impl Http {
             .await
             .with_context(|| format!("request to {path}"))?;
         let status = response.status().as_u16();
-        let bytes = response.into_body().collect().await?.to_bytes();
+        Ok((status, response.into_body().collect().await?.to_bytes()))
+    }
+
+    /// Sends a request and returns the status and the JSON body (`Null` when there is none).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let (status, bytes) = self.raw(method, path, headers, body).await?;
         let json = if bytes.is_empty() {
             Value::Null
         } else {

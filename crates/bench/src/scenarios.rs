@@ -29,12 +29,26 @@ pub struct Row {
     /// The brief's target for this figure, and whether this run met it.
     pub target: &'static str,
     pub met: Option<bool>,
+    /// More of what the scenario measured, printed under the table.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 pub struct Settings {
     pub seconds: f64,
     pub concurrency: usize,
     pub mh: std::path::PathBuf,
+    /// Extra flags for every `mh serve` the suite starts (`--serve-arg`).
+    pub serve_args: Vec<String>,
+}
+
+impl Settings {
+    /// Starts `mh serve` with the scenario's flags, then the user's `--serve-arg`s.
+    pub fn start_mh(&self, extra: &[&str]) -> anyhow::Result<(Process, Duration)> {
+        let mut flags = extra.to_vec();
+        flags.extend(self.serve_args.iter().map(String::as_str));
+        start_mh(&self.mh, &flags)
+    }
 }
 
 /// A small telemetry message, the same bytes for every scenario and the baseline.
@@ -78,6 +92,7 @@ pub fn row_from_load(
         ratio: None,
         target: "",
         met: None,
+        detail: None,
     })
 }
 
@@ -141,8 +156,8 @@ pub fn create_account(
     Ok((field("client_id")?, field("client_secret")?))
 }
 
-pub fn authorize(settings: &Settings, baseline_rate: f64) -> anyhow::Result<Row> {
-    let (server, _) = start_mh(&settings.mh, &UNLIMITED)?;
+pub fn authorize(settings: &Settings, baseline_rate: Option<f64>) -> anyhow::Result<Row> {
+    let (server, _) = settings.start_mh(&UNLIMITED)?;
     let (client_id, client_secret) = create_account(settings, &server, "bench")?;
     let body = serde_json::json!({
         "grant_type": "client_credentials",
@@ -167,7 +182,7 @@ pub fn authorize(settings: &Settings, baseline_rate: f64) -> anyhow::Result<Row>
         &server,
         cpu_before,
     )?;
-    row.ratio = Some(row.rate / baseline_rate);
+    row.ratio = baseline_rate.map(|baseline| row.rate / baseline);
     row.target = ">= 20000 tokens/s";
     row.met = Some(row.rate >= 20_000.0);
     Ok(row)
@@ -210,6 +225,7 @@ pub fn bearer_verification(settings: &Settings) -> anyhow::Result<Row> {
         ratio: None,
         target: "< 5 µs per verify",
         met: Some(micros < 5.0),
+        detail: None,
     })
 }
 
@@ -218,7 +234,7 @@ pub fn startup_and_idle(settings: &Settings, runs: usize) -> anyhow::Result<(Row
     let mut startups = Vec::with_capacity(runs);
     let mut idle = 0.0;
     for run in 0..runs {
-        let (server, ready) = start_mh(&settings.mh, &[])?;
+        let (server, ready) = settings.start_mh(&[])?;
         startups.push(ready.as_secs_f64() * 1000.0);
         if run == 0 {
             std::thread::sleep(Duration::from_secs(1));
@@ -240,6 +256,7 @@ pub fn startup_and_idle(settings: &Settings, runs: usize) -> anyhow::Result<(Row
         ratio: None,
         target: "< 300 ms",
         met: Some(median < 300.0),
+        detail: None,
     };
     let memory = Row {
         scenario: "idle RSS",
@@ -253,6 +270,7 @@ pub fn startup_and_idle(settings: &Settings, runs: usize) -> anyhow::Result<(Row
         ratio: None,
         target: "< 40 MiB",
         met: Some(idle < 40.0),
+        detail: None,
     };
     Ok((startup, memory))
 }

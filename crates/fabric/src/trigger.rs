@@ -7,9 +7,15 @@
 
 use std::collections::BTreeMap;
 
-use cel::{Context, Program, Value};
+use std::sync::{Arc, LazyLock};
+
+use cel::{Context, Env, Program, Value};
 use serde::Serialize;
 use thiserror::Error;
+
+/// CEL's standard library (functions, types, macros), built once: building it is most of the cost
+/// of a `Context::default()`, which would otherwise be paid per message.
+static STANDARD_LIBRARY: LazyLock<Arc<Env>> = LazyLock::new(|| Arc::new(Env::stdlib()));
 
 /// Longest accepted expression; with the message size limit this bounds the cost of evaluation.
 pub const MAX_TRIGGER_LENGTH: usize = 4 * 1024;
@@ -84,7 +90,7 @@ impl Trigger {
         };
         // Converted once and bound twice: the conversion is the costly part of an evaluation.
         let bound = cel::to_value(message).map_err(|e| failed(e.to_string()))?;
-        let mut context = Context::default();
+        let mut context = Context::with_env(STANDARD_LIBRARY.clone());
         context.add_variable_from_value("msg", bound.clone());
         context.add_variable_from_value("message", bound);
         context
