@@ -7,12 +7,11 @@ use std::io::{Cursor, Write};
 use std::path::Path;
 use std::process::Output;
 
-use common::{assert_error, assert_json_error, mh, Answer, Credentials, Server};
+use common::{assert_error, assert_json_error, mh, zip_of, Answer, Credentials, Server};
 use serde_json::{json, Value};
-use wit_component::{ComponentEncoder, StringEncoding};
-use wit_parser::{LiftLowerAbi, ManglingAndAbi, Resolve};
+use wit_parser::{LiftLowerAbi, ManglingAndAbi};
 use zip::write::SimpleFileOptions;
-use zip::{CompressionMethod, ZipWriter};
+use zip::ZipWriter;
 
 const MANIFEST: &str = r#"
 name = "average-in-period"
@@ -43,33 +42,13 @@ default = "Average"
 /// A real component of the handler world (or of `wit`, a variant of it), built from WIT: a core
 /// module with the world's shape, wrapped by the component encoder.
 fn component_for(wit: &str) -> Vec<u8> {
-    let mut resolve = Resolve::default();
-    let package = resolve.push_str("handler.wit", wit).unwrap();
-    let world = resolve.select_world(&[package], None).unwrap();
-    let mut module =
-        wit_component::dummy_module(&resolve, world, ManglingAndAbi::Legacy(LiftLowerAbi::Sync));
-    wit_component::embed_component_metadata(&mut module, &resolve, world, StringEncoding::UTF8)
-        .unwrap();
-    ComponentEncoder::default()
-        .module(&module)
-        .unwrap()
-        .validate(true)
-        .encode()
-        .unwrap()
+    common::component(wit, |resolve, world| {
+        wit_component::dummy_module(resolve, world, ManglingAndAbi::Legacy(LiftLowerAbi::Sync))
+    })
 }
 
 fn handler_component() -> Vec<u8> {
     component_for(mh_package::HANDLER_WIT)
-}
-
-fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut writer = ZipWriter::new(Cursor::new(Vec::new()));
-    let options = SimpleFileOptions::default().compression_method(CompressionMethod::Deflated);
-    for (name, content) in entries {
-        writer.start_file(*name, options).unwrap();
-        writer.write_all(content).unwrap();
-    }
-    writer.finish().unwrap().into_inner()
 }
 
 fn valid_package() -> Vec<u8> {

@@ -72,10 +72,9 @@ impl Fabric {
         request: HandlerRequest,
         existing: Option<&HandlerConfiguration>,
     ) -> Result<HandlerConfiguration> {
-        let (definition_id, definition_name, version) = self
+        let (definition_id, definition_name, version, definition) = self
             .usable_definition(account, &request.definition, request.version.as_deref())
             .await?;
-        let definition = self.definition(definition_id, &version).await?;
         let manifest = definition.manifest();
         let values =
             configure::normalize_values(manifest, definition.builtin(), &request.configuration)?;
@@ -160,14 +159,14 @@ impl Fabric {
         })
     }
 
-    /// The definition named or identified by `reference` if `account` may use it, with the
-    /// version to use (as stored), which must be accepted.
+    /// The definition named or identified by `reference` if `account` may use it: its id, name,
+    /// the version to use (as stored; it must be accepted) and what that version runs.
     async fn usable_definition(
         &self,
         account: Uuid,
         reference: &str,
         version: Option<&str>,
-    ) -> Result<(Uuid, String, String)> {
+    ) -> Result<(Uuid, String, String, Definition)> {
         let reference = reference.trim();
         let builtin = match Uuid::parse_str(reference) {
             Ok(id) => builtins::builtin(id),
@@ -194,6 +193,7 @@ impl Fabric {
                 builtin.id,
                 builtin.manifest.name.clone(),
                 builtins::BUILTIN_VERSION.to_string(),
+                Definition::Builtin(builtin),
             ));
         }
         let store = &self.parts().store;
@@ -252,7 +252,13 @@ impl Fabric {
                 ),
             ));
         }
-        Ok((definition.id, definition.name, stored.version))
+        let version = stored.version.clone();
+        Ok((
+            definition.id,
+            definition.name,
+            version,
+            Definition::package(stored)?,
+        ))
     }
 
     async fn owned_channel(&self, account: Uuid, reference: &str) -> Result<Uuid> {

@@ -166,17 +166,11 @@ async fn view(
     })
 }
 
-/// The configuration as the store keeps it (times at its precision), so that a write answers
-/// exactly what later reads show.
-async fn as_stored(
-    state: &AppState,
-    configuration: HandlerConfiguration,
-) -> ApiResult<HandlerConfiguration> {
-    Ok(state
-        .store
-        .handler_configuration(configuration.id)
-        .await?
-        .unwrap_or(configuration))
+fn no_such_handler(channel: &Channel, reference: &str) -> ApiError {
+    ApiError::not_found(format!(
+        "channel {} has no handler configuration {reference:?}",
+        channel.name
+    ))
 }
 
 /// The handler configuration `reference` of `channel`; another channel's is not found.
@@ -193,12 +187,7 @@ async fn resolve_configuration(
             .filter(|c| c.channel_id == channel.id),
         Err(_) => None,
     };
-    found.ok_or_else(|| {
-        ApiError::not_found(format!(
-            "channel {} has no handler configuration {reference:?}",
-            channel.name
-        ))
-    })
+    found.ok_or_else(|| no_such_handler(channel, reference))
 }
 
 #[utoipa::path(post, path = "/channels/{id}/handlers", tag = "handler configurations", security(("bearer" = [])),
@@ -225,8 +214,10 @@ pub async fn create(
         .store
         .insert_handler_configuration(&configuration)
         .await?;
-    let stored = as_stored(&state, configuration).await?;
-    Ok((StatusCode::CREATED, axum::Json(view(&state, stored).await?)))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(view(&state, configuration).await?),
+    ))
 }
 
 #[utoipa::path(get, path = "/channels/{id}/handlers", tag = "handler configurations", security(("bearer" = [])),
@@ -297,13 +288,9 @@ pub async fn replace(
         .update_handler_configuration(&configuration)
         .await?
     {
-        return Err(ApiError::not_found(format!(
-            "channel {} has no handler configuration {hcid:?}",
-            channel.name
-        )));
+        return Err(no_such_handler(&channel, &hcid));
     }
-    let stored = as_stored(&state, configuration).await?;
-    Ok(axum::Json(view(&state, stored).await?))
+    Ok(axum::Json(view(&state, configuration).await?))
 }
 
 #[utoipa::path(delete, path = "/channels/{id}/handlers/{hcid}", tag = "handler configurations", security(("bearer" = [])),
@@ -327,10 +314,7 @@ pub async fn delete(
         .delete_handler_configuration(configuration.id)
         .await?
     {
-        return Err(ApiError::not_found(format!(
-            "channel {} has no handler configuration {hcid:?}",
-            channel.name
-        )));
+        return Err(no_such_handler(&channel, &hcid));
     }
     state
         .fabric

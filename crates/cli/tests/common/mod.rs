@@ -384,6 +384,30 @@ pub fn build_example(name: &str, zip: &Path) -> Value {
     serde_json::from_slice(&output.stdout).expect("summary JSON")
 }
 
+/// A component of the single world in `wit`, from the core module `module` makes for it.
+pub fn component(
+    wit: &str,
+    module: impl FnOnce(&wit_parser::Resolve, wit_parser::WorldId) -> Vec<u8>,
+) -> Vec<u8> {
+    let mut resolve = wit_parser::Resolve::default();
+    let package = resolve.push_str("handler.wit", wit).expect("WIT");
+    let world = resolve.select_world(&[package], None).expect("one world");
+    let mut module = module(&resolve, world);
+    wit_component::embed_component_metadata(
+        &mut module,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+    )
+    .expect("component metadata");
+    wit_component::ComponentEncoder::default()
+        .module(&module)
+        .expect("module")
+        .validate(true)
+        .encode()
+        .expect("component")
+}
+
 /// A zip file of `entries` (name, content), deflated.
 pub fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
     use std::io::Write;
@@ -401,27 +425,9 @@ pub fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
 /// `l` loops, `m` hogs memory, `o` floods outputs, `e` fails; anything else is echoed to the
 /// subject `echo`), named `name`.
 pub fn guest_package(name: &str) -> Vec<u8> {
-    let mut module = wat::parse_str(include_str!("../../../fabric/tests/guest.wat")).expect("WAT");
-    let mut resolve = wit_parser::Resolve::default();
-    let package = resolve
-        .push_str("handler.wit", include_str!("../../../../wit/handler.wit"))
-        .expect("handler WIT");
-    let world = resolve
-        .select_world(&[package], Some("handler"))
-        .expect("handler world");
-    wit_component::embed_component_metadata(
-        &mut module,
-        &resolve,
-        world,
-        wit_component::StringEncoding::UTF8,
-    )
-    .expect("component metadata");
-    let component = wit_component::ComponentEncoder::default()
-        .module(&module)
-        .expect("module")
-        .validate(true)
-        .encode()
-        .expect("component");
+    let component = component(include_str!("../../../../wit/handler.wit"), |_, _| {
+        wat::parse_str(include_str!("../../../fabric/tests/guest.wat")).expect("WAT")
+    });
     let manifest = format!(
         "name = \"{name}\"\nruntime = \"wasm-component\"\nruntime_version = \"1.0.0\"\ncomponent = \"handler.wasm\"\noutput_subjects = [\"echo\"]\n"
     );

@@ -21,7 +21,8 @@ use mh_blobs::{BlobStore, Digest};
 use mh_log::{ChannelJournal, Envelope, HandlerStates, Inboxes, LogEntry, MessageLog, StreamId};
 use mh_package::{Manifest, Version};
 use mh_store::{
-    Channel, Environment, HandlerConfiguration, MetadataStore, ScopeType, VersionStatus,
+    Channel, Environment, HandlerConfiguration, HandlerVersion, MetadataStore, ScopeType,
+    VersionStatus,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -134,6 +135,20 @@ pub(crate) enum Definition {
 }
 
 impl Definition {
+    /// The definition of a stored (accepted) version: its manifest as stored at upload.
+    pub fn package(version: HandlerVersion) -> Result<Definition> {
+        let manifest: Manifest = serde_json::from_str(&version.manifest).map_err(|e| {
+            FabricError::internal(format!(
+                "the stored manifest of {} {} is unreadable: {e}",
+                version.definition_id, version.version
+            ))
+        })?;
+        Ok(Definition::Package {
+            manifest,
+            package_digest: version.package_digest,
+        })
+    }
+
     pub fn manifest(&self) -> &Manifest {
         match self {
             Definition::Builtin(builtin) => &builtin.manifest,
@@ -481,15 +496,7 @@ impl Fabric {
                 ),
             ));
         }
-        let manifest: Manifest = serde_json::from_str(&stored.manifest).map_err(|e| {
-            FabricError::internal(format!(
-                "the stored manifest of {id} {version} is unreadable: {e}"
-            ))
-        })?;
-        Ok(Definition::Package {
-            manifest,
-            package_digest: stored.package_digest,
-        })
+        Definition::package(stored)
     }
 
     async fn prepare(
